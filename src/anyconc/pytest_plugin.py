@@ -1,0 +1,1 @@
+"""anyconc's pytest plugin (placeholder; see issue 6)."""
