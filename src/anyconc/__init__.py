@@ -10,8 +10,21 @@ from __future__ import annotations
 
 # Each family lives in its own private module; this file only re-exports.
 # --- tasks (task groups and handles) ---
+from ._tasks import Task as Task
+from ._tasks import TaskCancelled as TaskCancelled
+from ._tasks import TaskGroup as TaskGroup
+from ._tasks import TaskNotFinished as TaskNotFinished
+from ._tasks import create_task_group as create_task_group
+
 # --- threads ---
+from ._threads import ThreadPool as ThreadPool
+from ._threads import iterate_in_threadpool as iterate_in_threadpool
+from ._threads import run_in_threadpool as run_in_threadpool
+
 # --- races ---
+from ._race import AllFailedError as AllFailedError
+from ._race import run_until_first_complete as run_until_first_complete
+
 # --- background tasks ---
 # --- lazy values and events ---
 # --- coordination ---
@@ -21,8 +34,18 @@ from __future__ import annotations
 
 __all__ = [
     # --- tasks ---
+    "Task",
+    "TaskCancelled",
+    "TaskGroup",
+    "TaskNotFinished",
+    "create_task_group",
     # --- threads ---
+    "ThreadPool",
+    "iterate_in_threadpool",
+    "run_in_threadpool",
     # --- races ---
+    "AllFailedError",
+    "run_until_first_complete",
     # --- background tasks ---
     # --- lazy values and events ---
     # --- coordination ---

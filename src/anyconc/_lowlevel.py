@@ -1,0 +1,88 @@
+"""
+The only backend-specific code in anyconc.
+
+AnyIO has no primitive for two jobs that anyconc needs:
+
+* starting a task that belongs to the *run* rather than to the calling task, so that it
+  outlives its caller (the host of the run-wide background supervisor, which trio users
+  otherwise cannot have: trio has no ambient nursery), and
+* scheduling a plain callback "at the next scheduling point" from synchronous code on the
+  event-loop thread (asyncio's ``loop.call_soon``; trio's ``TrioToken.run_sync_soon``).
+
+Both are done here, through ``sniffio``, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import sniffio
+
+__all__ = ["call_soon", "spawn_run_task"]
+
+# asyncio keeps only weak references to tasks: hold the run-level tasks here until done.
+_asyncio_run_tasks: set[asyncio.Task[Any]] = set()
+
+
+def spawn_run_task(
+    async_fn: Callable[[], Coroutine[Any, Any, object]],
+    *,
+    name: str,
+    context: contextvars.Context | None = None,
+) -> None:
+    """
+    Start ``async_fn()`` as a task owned by the current event-loop run.
+
+    The task is not a child of the caller and is not cancelled with it. When the run ends
+    (its main task returns or raises), the task is cancelled and awaited by the backend:
+    asyncio's runner cancels and gathers the remaining tasks; trio cancels its system
+    nursery. ``async_fn`` must let that cancellation propagate and must not raise anything
+    else (on trio an exception from a system task crashes the whole run).
+
+    :param async_fn: the coroutine function to run
+    :param name: the task's name, for introspection
+    :param context: the :mod:`contextvars` context to run it in (default: a copy of the
+        caller's)
+
+    """
+    library = sniffio.current_async_library()
+    if library == "trio":
+        import trio
+
+        trio.lowlevel.spawn_system_task(async_fn, name=name, context=context)
+    elif library == "asyncio":
+        loop = asyncio.get_running_loop()
+        coro = async_fn()
+        # create_task(context=) is 3.11+; running it in the context gives a copy of it.
+        task = (
+            loop.create_task(coro, name=name)
+            if context is None
+            else context.run(loop.create_task, coro, name=name)
+        )
+        _asyncio_run_tasks.add(task)
+        task.add_done_callback(_asyncio_run_tasks.discard)
+    else:  # pragma: no cover - AnyIO supports no other backend
+        raise RuntimeError(f"unsupported async library {library!r}")
+
+
+def call_soon(callback: Callable[[], object]) -> None:
+    """
+    Call ``callback()`` on the event-loop thread at the next scheduling point.
+
+    Must be called from the event-loop thread, inside a run. An exception raised by the
+    callback is the caller's to prevent (wrap it); the backends would report it as a loop
+    error.
+
+    """
+    library = sniffio.current_async_library()
+    if library == "trio":
+        import trio
+
+        trio.lowlevel.current_trio_token().run_sync_soon(callback)
+    elif library == "asyncio":
+        asyncio.get_running_loop().call_soon(callback)
+    else:  # pragma: no cover - AnyIO supports no other backend
+        raise RuntimeError(f"unsupported async library {library!r}")

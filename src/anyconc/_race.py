@@ -1,0 +1,155 @@
+"""Racing redundant sources: the first success wins, the losers are cancelled."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from inspect import isawaitable, iscoroutine
+from typing import Any, TypeVar
+
+import anyio
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import ExceptionGroup
+
+__all__ = ["AllFailedError", "run_until_first_complete"]
+
+T = TypeVar("T")
+
+Candidate = (
+    Callable[[], Awaitable[T]]
+    | tuple[Callable[..., Awaitable[T]], Mapping[str, Any]]
+    | Awaitable[T]
+)
+
+
+class AllFailedError(ExceptionGroup[Exception]):
+    """
+    Raised by :func:`run_until_first_complete` when every candidate failed.
+
+    Its ``exceptions`` are the candidates' exceptions, in the order the candidates were
+    given.
+    """
+
+
+def _close_coroutines(candidates: tuple[object, ...]) -> None:
+    for candidate in candidates:
+        if iscoroutine(candidate):
+            candidate.close()
+
+
+def _as_factory(index: int, candidate: object) -> Callable[[], Awaitable[Any]]:
+    if isinstance(candidate, tuple):
+        if len(candidate) != 2:
+            raise TypeError(
+                f"candidate {index} is a tuple of {len(candidate)} items; "
+                f"expected (function, kwargs)"
+            )
+
+        func, kwargs = candidate
+        if not callable(func):
+            raise TypeError(
+                f"candidate {index}: the first item of a (function, kwargs) tuple must be "
+                f"callable, got {type(func).__qualname__}"
+            )
+        if not isinstance(kwargs, Mapping):
+            raise TypeError(
+                f"candidate {index}: the second item of a (function, kwargs) tuple must be "
+                f"a mapping, got {type(kwargs).__qualname__}"
+            )
+
+        return lambda: func(**kwargs)
+
+    if callable(candidate):
+        return candidate
+
+    if isawaitable(candidate):
+        return lambda: candidate
+
+    raise TypeError(
+        f"candidate {index} must be a function returning an awaitable, a "
+        f"(function, kwargs) tuple or an awaitable, got {type(candidate).__qualname__}"
+    )
+
+
+async def run_until_first_complete(
+    *candidates: Candidate[T], timeout: float | None = None
+) -> T:
+    """
+    Run every candidate concurrently and return the value of the first to succeed.
+
+    A candidate is a function called with no arguments (``lambda: search(query)``), a
+    ``(function, kwargs)`` tuple called as ``function(**kwargs)``, or an awaitable
+    (a coroutine object, a :class:`~anyconc.Task`, ...). A candidate that raises an
+    :exc:`Exception` does not end the race: the others go on. Before this function
+    returns or raises, every other candidate has been cancelled *and has finished* (its
+    ``finally:`` blocks have run). A :exc:`BaseException` that is not an
+    :exc:`Exception` (``KeyboardInterrupt``, ...) ends the race and propagates.
+
+    Awaiting a :class:`~anyconc.Task` or another object that the race did not start
+    only stops waiting for it when it loses; it is not cancelled.
+
+    Example::
+
+        result = await run_until_first_complete(
+            lambda: search_primary(query),
+            lambda: search_backup(query),
+            (search_fallback, {"query": query}),
+            timeout=2.0,
+        )
+
+    :param candidates: the competitors
+    :param timeout: seconds after which every candidate is cancelled and
+        :exc:`TimeoutError` is raised (``None``: no limit)
+    :return: the first successful candidate's value
+    :raises AllFailedError: if every candidate raised; it holds all their exceptions
+    :raises TimeoutError: if ``timeout`` elapsed before any candidate succeeded
+    :raises ValueError: if no candidate is given, or ``timeout`` is negative
+    :raises TypeError: if a candidate is of none of the forms above (its position is
+        named); coroutine objects passed along with it are closed
+
+    """
+    try:
+        if not candidates:
+            raise ValueError("run_until_first_complete() needs at least one candidate")
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+                raise TypeError(
+                    f"timeout must be a number or None, got {type(timeout).__qualname__}"
+                )
+            if timeout < 0:
+                raise ValueError(f"timeout must not be negative, got {timeout}")
+
+        factories = [_as_factory(index, c) for index, c in enumerate(candidates)]
+    except BaseException:
+        _close_coroutines(candidates)
+        raise
+
+    failures: list[Exception | None] = [None] * len(factories)
+    winner: list[T] = []
+
+    async def run_candidate(
+        index: int, factory: Callable[[], Awaitable[T]], group: anyio.abc.TaskGroup
+    ) -> None:
+        try:
+            value = await factory()
+        except Exception as exc:
+            failures[index] = exc
+            return
+
+        if not winner:
+            winner.append(value)
+            group.cancel_scope.cancel()
+
+    with anyio.fail_after(timeout):
+        async with anyio.create_task_group() as group:
+            for index, factory in enumerate(factories):
+                group.start_soon(run_candidate, index, factory, group)
+
+    if winner:
+        return winner[0]
+
+    raise AllFailedError(
+        "all candidates of run_until_first_complete() failed",
+        [failure for failure in failures if failure is not None],
+    )

@@ -1,0 +1,596 @@
+"""Task groups whose tasks have asyncio-style handles, on every backend."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Generator
+from inspect import iscoroutine
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import anyio
+from anyio import TaskCancelled, TaskNotFinished, get_cancelled_exc_class
+from anyio.lowlevel import checkpoint
+
+from ._lowlevel import call_soon, spawn_run_task
+
+if sys.version_info >= (3, 11):
+    from typing import Self, TypeVarTuple, Unpack
+else:
+    from typing_extensions import Self, TypeVarTuple, Unpack
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup as AnyIOTaskGroup
+
+__all__ = [
+    "Task",
+    "TaskCancelled",
+    "TaskGroup",
+    "TaskNotFinished",
+    "create_task_group",
+]
+
+T = TypeVar("T")
+PosArgsT = TypeVarTuple("PosArgsT")
+
+logger = logging.getLogger("anyconc")
+
+# Task states
+_PENDING = 0
+_FINISHED = 1
+_FAILED = 2
+_CANCELLED = 3
+
+
+def _callable_name(obj: object) -> str:
+    return getattr(obj, "__qualname__", None) or type(obj).__qualname__
+
+
+def check_coroutine(coro: object, caller: str) -> None:
+    """
+    Raise :exc:`TypeError` unless ``coro`` is a coroutine object.
+
+    Passing the coroutine *function* instead of calling it is the usual mistake, so the
+    message says to call it.
+    """
+    if iscoroutine(coro):
+        return
+
+    if callable(coro):
+        name = _callable_name(coro)
+        raise TypeError(
+            f"{caller}() expects a coroutine object, got the callable {name!r}; "
+            f"call it: {caller}({name}(...))"
+        )
+
+    raise TypeError(
+        f"{caller}() expects a coroutine object, got {type(coro).__qualname__}"
+    )
+
+
+class Task(Generic[T]):
+    """
+    A handle on a task started by :meth:`TaskGroup.create_task` or
+    :meth:`TaskGroup.start_soon`, with the surface of :class:`asyncio.Task`.
+
+    ``await task`` waits for the task and returns its result, or raises the exception it
+    raised, unwrapped; :exc:`TaskCancelled` if it was cancelled. :meth:`wait` waits
+    without raising. The handle works the same on asyncio and trio.
+
+    A task belongs to the event-loop run it was started in.
+
+    Example::
+
+        async with anyconc.TaskGroup() as group:
+            user = group.create_task(fetch_user(user_id))
+            posts = group.create_task(fetch_posts(user_id))
+            return {"user": await user, "posts": await posts}
+
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_callbacks",
+        "_coro",
+        "_exception",
+        "_handle",
+        "_name",
+        "_on_finish",
+        "_result",
+        "_retrieved",
+        "_state",
+        "_waiter",
+    )
+
+    _result: T
+
+    def __init__(self, coro: Coroutine[Any, Any, T], name: str | None) -> None:
+        self._coro: Coroutine[Any, Any, T] | None = coro
+        self._name = name if name is not None else _callable_name(coro)
+        self._state = _PENDING
+        self._exception: BaseException | None = None
+        self._retrieved = False
+        self._callbacks: list[Callable[[Task[T]], object]] | None = None
+        self._waiter: anyio.Event | None = None
+        self._handle: anyio.TaskHandle[None] | None = None
+        # Called by _finish() before the done-callbacks: the owner's bookkeeping.
+        self._on_finish: Callable[[Task[T]], None] | None = None
+
+    # -- running ----------------------------------------------------------------------
+
+    async def _run(self, propagate: bool = True) -> None:
+        # The body of the spawned task. ``propagate`` re-raises a failure into the
+        # hosting task group (TaskGroup semantics); background tasks keep it instead.
+        coro = self._coro
+        assert coro is not None
+        try:
+            self._result = await coro
+        except BaseException as exc:
+            if isinstance(exc, get_cancelled_exc_class()):
+                self._state = _CANCELLED
+                self._finish()
+                raise
+
+            self._state = _FAILED
+            self._exception = exc
+            self._finish()
+            if propagate:
+                raise
+        else:
+            self._state = _FINISHED
+            self._finish()
+
+    def _finish(self) -> None:
+        self._coro = None
+        if self._on_finish is not None:
+            self._on_finish(self)
+
+        if self._waiter is not None:
+            self._waiter.set()
+
+        callbacks = self._callbacks
+        if callbacks:
+            self._callbacks = None
+            for callback in callbacks:
+                self._run_callback(callback)
+
+    def _run_callback(self, callback: Callable[[Task[T]], object]) -> None:
+        try:
+            callback(self)
+        except Exception:
+            logger.exception("exception in done callback %r of %r", callback, self)
+
+    # -- asyncio.Task-like surface ------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The task's name (the coroutine's qualified name unless one was given)."""
+        return self._name
+
+    def done(self) -> bool:
+        """Return ``True`` if the task has finished (returned, raised or was cancelled)."""
+        return self._state != _PENDING
+
+    def cancelled(self) -> bool:
+        """Return ``True`` if the task finished because it was cancelled."""
+        return self._state == _CANCELLED
+
+    def cancel(self) -> bool:
+        """
+        Request the cancellation of the task.
+
+        The task receives the cancellation at its next checkpoint (or at its first, if
+        it has not started running yet). A task may catch the cancellation and finish
+        otherwise, as on every backend.
+
+        :return: ``False`` if the task had already finished, ``True`` otherwise
+
+        """
+        if self._state != _PENDING:
+            return False
+
+        if self._handle is not None:
+            self._handle.cancel()
+
+        return True
+
+    def result(self) -> T:
+        """
+        Return the task's result.
+
+        :raises TaskNotFinished: if the task has not finished yet
+        :raises TaskCancelled: if the task was cancelled
+        :raises BaseException: the exception the task raised, unwrapped
+
+        """
+        state = self._state
+        if state == _FINISHED:
+            return self._result
+
+        if state == _FAILED:
+            self._retrieved = True
+            assert self._exception is not None
+            raise self._exception
+
+        if state == _CANCELLED:
+            raise TaskCancelled("the task was cancelled")
+
+        raise TaskNotFinished("the task has not finished yet")
+
+    def exception(self) -> BaseException | None:
+        """
+        Return the exception the task raised, or ``None`` if it returned a value.
+
+        :raises TaskNotFinished: if the task has not finished yet
+        :raises TaskCancelled: if the task was cancelled
+
+        """
+        state = self._state
+        if state == _PENDING:
+            raise TaskNotFinished("the task has not finished yet")
+
+        if state == _CANCELLED:
+            raise TaskCancelled("the task was cancelled")
+
+        self._retrieved = True
+        return self._exception
+
+    def add_done_callback(self, fn: Callable[[Task[T]], object]) -> None:
+        """
+        Call ``fn(task)`` once the task has finished.
+
+        Callbacks run on the event-loop thread, once, in the order they were added, right
+        after the task finishes. A callback added to a task that has already finished
+        runs at the next scheduling point. An exception raised by a callback is logged
+        on the ``anyconc`` logger and goes no further.
+
+        :raises TypeError: if ``fn`` is not callable
+
+        """
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, got {type(fn).__qualname__}")
+
+        if self._state != _PENDING:
+            call_soon(lambda: self._run_callback(fn))
+        elif self._callbacks is None:
+            self._callbacks = [fn]
+        else:
+            self._callbacks.append(fn)
+
+    def remove_done_callback(self, fn: Callable[[Task[T]], object]) -> int:
+        """
+        Remove every registration of ``fn`` as a done-callback.
+
+        :return: the number of registrations removed
+
+        """
+        if not self._callbacks:
+            return 0
+
+        kept = [callback for callback in self._callbacks if callback != fn]
+        removed = len(self._callbacks) - len(kept)
+        self._callbacks = kept
+        return removed
+
+    async def wait(self) -> None:
+        """
+        Wait until the task has finished, however it finished. Never raises the task's
+        exception (only a cancellation of the waiting task itself).
+        """
+        if self._state != _PENDING:
+            await checkpoint()
+            return
+
+        if self._waiter is None:
+            self._waiter = anyio.Event()
+
+        await self._waiter.wait()
+
+    async def _wait_result(self) -> T:
+        await self.wait()
+        return self.result()
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        return self._wait_result().__await__()
+
+    def __repr__(self) -> str:
+        state = ("pending", "finished", "failed", "cancelled")[self._state]
+        return f"<{type(self).__name__} {self._name!r} {state}>"
+
+
+class TaskGroup:
+    """
+    A task group (nursery) whose tasks have :class:`Task` handles.
+
+    On exit, the group waits for every task. The first task that raises cancels the
+    other tasks and the body of the ``async with`` block; the failures are then raised
+    together as an :exc:`ExceptionGroup` (a :exc:`BaseExceptionGroup` if one of them is
+    not an :exc:`Exception`), as :class:`asyncio.TaskGroup`, AnyIO and trio do.
+    Cancelling the task that hosts the group cancels all its tasks.
+
+    A group can be entered once. ``create_task_group()`` returns a new group that can
+    also be used as ``async for group in create_task_group():`` (see
+    :func:`create_task_group`).
+
+    Example::
+
+        async with anyconc.TaskGroup() as group:
+            a = group.create_task(fetch("a"))
+            b = group.start_soon(fetch, "b")
+        print(a.result(), b.result())
+
+    :param name: a name for the group, for introspection
+
+    """
+
+    def __init__(self, *, name: str | None = None) -> None:
+        if name is not None and not isinstance(name, str):
+            raise TypeError(
+                f"name must be a string or None, got {type(name).__qualname__}"
+            )
+
+        self.name = name
+        self._group: AnyIOTaskGroup | None = None
+        self._active = False
+        self._entered = False
+        self._tasks: dict[Task[Any], None] = {}
+
+    async def __aenter__(self) -> Self:
+        if self._entered:
+            raise RuntimeError("this task group has already been entered")
+
+        self._entered = True
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        self._group = group
+        self._active = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._group is not None
+        try:
+            return await self._group.__aexit__(exc_type, exc_val, exc_tb)
+        finally:
+            self._active = False
+
+    def __aiter__(self) -> _TaskGroupIteration:
+        return _TaskGroupIteration(self)
+
+    @property
+    def cancel_scope(self) -> anyio.CancelScope:
+        """
+        The cancel scope of the group (cancelling it cancels every task and the body).
+
+        :raises RuntimeError: if the group has not been entered
+
+        """
+        if self._group is None:
+            raise RuntimeError("the task group has not been entered")
+
+        return self._group.cancel_scope
+
+    @property
+    def tasks(self) -> tuple[Task[Any], ...]:
+        """The tasks of this group that are still running, in the order they started."""
+        return tuple(self._tasks)
+
+    def cancel(self) -> None:
+        """Cancel every task in the group, and the body of its ``async with`` block."""
+        self.cancel_scope.cancel()
+
+    def _forget(self, task: Task[Any]) -> None:
+        del self._tasks[task]
+
+    def _spawn(self, task: Task[T]) -> Task[T]:
+        group = self._group
+        coro = task._coro
+        assert coro is not None
+        if not self._active or group is None:
+            coro.close()
+            raise RuntimeError(
+                "this task group is not active (not entered yet, or already exited); "
+                "no new tasks can be started"
+            )
+
+        try:
+            task._handle = group.create_task(task._run(), name=task._name)
+        except BaseException:
+            coro.close()
+            raise
+
+        task._on_finish = self._forget
+        self._tasks[task] = None
+        return task
+
+    def create_task(
+        self, coro: Coroutine[Any, Any, T], *, name: str | None = None
+    ) -> Task[T]:
+        """
+        Start running ``coro`` as a task of this group.
+
+        :param coro: a coroutine object (``fetch()``, not ``fetch``)
+        :param name: the task's name (default: the coroutine's qualified name)
+        :return: the task's handle
+        :raises TypeError: if ``coro`` is not a coroutine object
+        :raises RuntimeError: if the group is not active; ``coro`` is closed
+
+        """
+        check_coroutine(coro, "create_task")
+        return self._spawn(Task(coro, name))
+
+    def start_soon(
+        self,
+        func: Callable[[Unpack[PosArgsT]], Coroutine[Any, Any, T]],
+        *args: Unpack[PosArgsT],
+        name: str | None = None,
+    ) -> Task[T]:
+        """
+        Start running ``func(*args)`` as a task of this group.
+
+        :param func: a coroutine function
+        :param args: positional arguments for ``func``
+        :param name: the task's name (default: the function's qualified name)
+        :return: the task's handle
+        :raises TypeError: if ``func`` does not return a coroutine
+        :raises RuntimeError: if the group is not active
+
+        """
+        if not callable(func):
+            raise TypeError(f"func must be callable, got {type(func).__qualname__}")
+
+        coro = func(*args)
+        if not iscoroutine(coro):
+            raise TypeError(
+                f"start_soon() expects a coroutine function, but {_callable_name(func)!r} "
+                f"returned {type(coro).__qualname__}"
+            )
+
+        return self._spawn(
+            Task(coro, name if name is not None else _callable_name(func))
+        )
+
+    async def start(
+        self,
+        func: Callable[..., Coroutine[Any, Any, Any]],
+        *args: object,
+        name: str | None = None,
+    ) -> Any:
+        """
+        Start ``func(*args, task_status=...)`` as a task of this group and wait until it
+        calls ``task_status.started(value)`` (AnyIO's task-status protocol).
+
+        :return: the value passed to ``task_status.started()``
+        :raises RuntimeError: if the group is not active, or the task exits without
+            calling ``task_status.started()``
+
+        """
+        if not self._active or self._group is None:
+            raise RuntimeError(
+                "this task group is not active (not entered yet, or already exited); "
+                "no new tasks can be started"
+            )
+
+        return await self._group.start(func, *args, name=name)
+
+
+class _TaskGroupIteration:
+    """
+    The ``async for group in create_task_group():`` form: one iteration.
+
+    The body of an ``async for`` loop can be left by ``break`` or an exception without
+    the iterator being told, so the group cannot be entered in the caller's task like
+    ``async with`` does (its cancel scope would stay open). Instead the group is hosted
+    by a task of the event-loop run: the first step starts the host and hands out the
+    group, the second (the loop ending normally) waits for every task and raises their
+    failures as an ``ExceptionGroup``. Leaving the loop early cancels every task of the
+    group at once; failures nobody will see are logged on the ``anyconc`` logger. A
+    child's failure cancels its siblings but not the loop body.
+    """
+
+    def __init__(self, group: TaskGroup) -> None:
+        self._group = group
+        self._step = 0
+        self._entered: anyio.Event | None = None
+        self._release: anyio.Event | None = None
+        self._finished: anyio.Event | None = None
+        self._error: BaseException | None = None
+        self._abandoned = False
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def _host(self) -> None:
+        assert self._entered is not None and self._release is not None
+        assert self._finished is not None
+        try:
+            async with self._group:
+                self._entered.set()
+                await self._release.wait()
+        except get_cancelled_exc_class():
+            raise  # the run is ending: let the backend finish this task
+        except BaseException as exc:
+            self._error = exc
+            if self._abandoned:
+                logger.error(
+                    "task group %r failed after its async for loop was left",
+                    self._group.name,
+                    exc_info=exc,
+                )
+        finally:
+            self._entered.set()
+            self._finished.set()
+
+    async def __anext__(self) -> TaskGroup:
+        if self._step == 0:
+            self._step = 1
+            self._entered = anyio.Event()
+            self._release = anyio.Event()
+            self._finished = anyio.Event()
+            spawn_run_task(
+                self._host,
+                name="anyconc task group host",
+                context=contextvars.copy_context(),
+            )
+            await self._entered.wait()
+            if self._error is not None:
+                raise self._error
+
+            return self._group
+
+        if self._step == 1:
+            self._step = 2
+            assert self._release is not None and self._finished is not None
+            self._release.set()
+            try:
+                await self._finished.wait()
+            except get_cancelled_exc_class():
+                self._group.cancel()
+                with anyio.CancelScope(shield=True):
+                    await self._finished.wait()
+
+                raise
+
+            if self._error is not None:
+                raise self._error
+
+        raise StopAsyncIteration
+
+    def __del__(self) -> None:
+        # The loop was left by break or an exception: stop everything now. This runs
+        # synchronously at that point, on the event-loop thread (CPython frees the
+        # iterator as soon as the loop is left).
+        if self._step == 1 and self._release is not None:
+            self._step = 2
+            self._abandoned = True
+            try:
+                if self._group._group is not None:
+                    self._group._group.cancel_scope.cancel()
+
+                self._release.set()
+            except Exception:  # pragma: no cover - the run is already gone
+                pass
+
+
+def create_task_group(*, name: str | None = None) -> TaskGroup:
+    """
+    Create a :class:`TaskGroup`.
+
+    Use it as ``async with create_task_group() as group:``, or as
+    ``async for group in create_task_group():`` (one iteration; the group waits for its
+    tasks when the loop ends, and raises their failures as an ``ExceptionGroup``).
+    Leaving the ``async for`` loop early, by ``break`` or an exception, cancels every
+    task of the group: no task keeps running unobserved. In the ``async for`` form the
+    group's tasks run in a task of the event-loop run, so a child's failure cancels its
+    siblings, not the loop body; prefer ``async with`` in new code.
+
+    :param name: a name for the group, for introspection
+
+    """
+    return TaskGroup(name=name)

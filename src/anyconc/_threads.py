@@ -1,0 +1,161 @@
+"""Offloading blocking calls to worker threads."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
+from functools import partial
+from inspect import iscoroutinefunction
+from typing import ParamSpec, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from ._runtoken import PerRun
+
+__all__ = ["ThreadPool", "iterate_in_threadpool", "run_in_threadpool"]
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+_EXHAUSTED = object()
+
+
+def _check_sync_callable(func: object, caller: str) -> None:
+    if not callable(func):
+        raise TypeError(f"{caller}() expects a callable, got {type(func).__qualname__}")
+
+    if iscoroutinefunction(func):
+        name = getattr(func, "__qualname__", repr(func))
+        raise TypeError(
+            f"{caller}() runs synchronous callables in a thread, but {name!r} is a "
+            f"coroutine function: await it directly instead"
+        )
+
+
+async def run_in_threadpool(
+    func: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """
+    Call ``func(*args, **kwargs)`` in a worker thread and return its result.
+
+    The event loop keeps running while the thread works. The call runs in a copy of the
+    caller's :mod:`contextvars` context and is bounded by AnyIO's default thread limiter
+    (40 threads unless changed). An exception raised by ``func`` is raised here,
+    unwrapped.
+
+    If the awaiting task is cancelled, the call still runs to its end (a thread cannot be
+    interrupted); then the cancellation is delivered. Use :class:`ThreadPool` with
+    ``cancellable=True`` to abandon the thread instead.
+
+    Example::
+
+        thumbnail = await run_in_threadpool(create_thumbnail, image, size=(200, 200))
+
+    :param func: a synchronous callable
+    :raises TypeError: if ``func`` is not callable, or is a coroutine function
+
+    """
+    _check_sync_callable(func, "run_in_threadpool")
+    if kwargs:
+        return await anyio.to_thread.run_sync(partial(func, *args, **kwargs))
+
+    return await anyio.to_thread.run_sync(func, *args)
+
+
+def iterate_in_threadpool(iterable: Iterable[T]) -> AsyncIterator[T]:
+    """
+    Iterate over a blocking iterable, each ``next()`` in a worker thread.
+
+    Example::
+
+        async for line in iterate_in_threadpool(open("big.csv")):
+            ...
+
+    :param iterable: any iterable; its iterator is created at once, in the caller
+    :return: an async iterator over its items; it ends when the iterator is exhausted
+        (``StopIteration`` in the thread ends the iteration cleanly)
+    :raises TypeError: if ``iterable`` is not iterable
+
+    """
+    try:
+        iterator = iter(iterable)
+    except TypeError:
+        raise TypeError(
+            f"iterate_in_threadpool() expects an iterable, got {type(iterable).__qualname__}"
+        ) from None
+
+    return _iterate(iterator)
+
+
+async def _iterate(iterator: Iterator[T]) -> AsyncGenerator[T, None]:
+    while True:
+        # next() with a default: StopIteration cannot cross the thread/coroutine boundary.
+        item = await anyio.to_thread.run_sync(next, iterator, _EXHAUSTED)
+        if item is _EXHAUSTED:
+            return
+
+        yield item  # type: ignore[misc]
+
+
+class ThreadPool:
+    """
+    A named set of worker threads with its own limit on concurrent calls.
+
+    It bounds how many of *its* calls run at once (``max_workers``), on top of AnyIO's
+    shared worker threads, so that one kind of blocking work (say, image processing)
+    cannot take every thread. The limit is kept per event-loop run, so a pool created at
+    import time works in every run, on every backend.
+
+    On cancellation of the awaiting task: by default the call runs to its end and then
+    the cancellation is delivered; with ``cancellable=True`` the call is abandoned (the
+    thread runs on, its result is discarded) and the cancellation is delivered at once.
+
+    Example::
+
+        images = ThreadPool(2, name="images")
+        thumbnail = await images.run(create_thumbnail, image, size=(200, 200))
+
+    :param max_workers: how many calls of this pool may run at once (at least 1)
+    :param name: a name, for introspection
+    :param cancellable: ``True`` to abandon a call whose caller is cancelled
+
+    """
+
+    def __init__(
+        self, max_workers: int, *, name: str | None = None, cancellable: bool = False
+    ) -> None:
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int):
+            raise TypeError(
+                f"max_workers must be an integer, got {type(max_workers).__qualname__}"
+            )
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be at least 1, got {max_workers}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(
+                f"name must be a string or None, got {type(name).__qualname__}"
+            )
+
+        self.max_workers = max_workers
+        self.name = name
+        self.cancellable = bool(cancellable)
+        self._limiter = PerRun(lambda: anyio.CapacityLimiter(max_workers))
+
+    async def run(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """
+        Call ``func(*args, **kwargs)`` in a worker thread, within this pool's limit.
+
+        :return: what ``func`` returns; its exception is raised unwrapped
+        :raises TypeError: if ``func`` is not callable, or is a coroutine function
+
+        """
+        _check_sync_callable(func, "ThreadPool.run")
+        call = partial(func, *args, **kwargs) if kwargs else partial(func, *args)
+        return await anyio.to_thread.run_sync(
+            call, abandon_on_cancel=self.cancellable, limiter=self._limiter.get()
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<ThreadPool name={self.name!r} max_workers={self.max_workers} "
+            f"cancellable={self.cancellable}>"
+        )
