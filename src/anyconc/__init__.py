@@ -26,6 +26,10 @@ from ._race import AllFailedError as AllFailedError
 from ._race import run_until_first_complete as run_until_first_complete
 
 # --- background tasks ---
+from ._background import BackgroundTask as BackgroundTask
+from ._background import BackgroundTasks as BackgroundTasks
+from ._background import create_background_task as create_background_task
+
 # --- lazy values and events ---
 # --- coordination ---
 # --- fan-out ---
@@ -47,6 +51,9 @@ __all__ = [
     "AllFailedError",
     "run_until_first_complete",
     # --- background tasks ---
+    "BackgroundTask",
+    "BackgroundTasks",
+    "create_background_task",
     # --- lazy values and events ---
     # --- coordination ---
     # --- fan-out ---

@@ -32,6 +32,7 @@ def spawn_run_task(
     *,
     name: str,
     context: contextvars.Context | None = None,
+    on_done: Callable[[], object] | None = None,
 ) -> None:
     """
     Start ``async_fn()`` as a task owned by the current event-loop run.
@@ -46,11 +47,27 @@ def spawn_run_task(
     :param name: the task's name, for introspection
     :param context: the :mod:`contextvars` context to run it in (default: a copy of the
         caller's)
+    :param on_done: called (synchronously, on the event-loop thread) when the task has
+        ended, even if it was cancelled before it could start running
+
 
     """
     library = sniffio.current_async_library()
     if library == "trio":
         import trio
+
+        if on_done is not None:
+            # trio always starts a task's code before delivering a cancellation, so a
+            # finally: clause is enough here.
+            inner, done = async_fn, on_done
+
+            async def run_then_report() -> object:
+                try:
+                    return await inner()
+                finally:
+                    done()
+
+            async_fn = run_then_report
 
         trio.lowlevel.spawn_system_task(async_fn, name=name, context=context)
     elif library == "asyncio":
@@ -64,6 +81,11 @@ def spawn_run_task(
         )
         _asyncio_run_tasks.add(task)
         task.add_done_callback(_asyncio_run_tasks.discard)
+        if on_done is not None:
+            # A task cancelled before its first step never runs its code (the
+            # cancellation is thrown in at the start), so report through the task.
+            report = on_done
+            task.add_done_callback(lambda _: report())
     else:  # pragma: no cover - AnyIO supports no other backend
         raise RuntimeError(f"unsupported async library {library!r}")
 

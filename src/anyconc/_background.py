@@ -1,0 +1,370 @@
+"""Background tasks: fire-and-forget work that outlives its caller, on every backend."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import math
+import sys
+from collections.abc import Coroutine
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+from anyio import get_cancelled_exc_class
+from anyio.lowlevel import RunVar
+
+from ._lowlevel import spawn_run_task
+from ._tasks import _CANCELLED, _FAILED, Task, check_coroutine
+
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:
+    from typing_extensions import Self
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup as AnyIOTaskGroup
+
+__all__ = ["BackgroundTask", "BackgroundTasks", "create_background_task"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("anyconc")
+
+# The supervisors of the current run: the active BackgroundTasks blocks, innermost last.
+_owners: RunVar[list[BackgroundTasks]] = RunVar("anyconc.background.owners")
+# The run-wide default supervisor, started on demand.
+_default: RunVar[BackgroundTasks] = RunVar("anyconc.background.default")
+
+
+class BackgroundTask(Task[T]):
+    """
+    A handle on a background task (see :func:`create_background_task`).
+
+    It has the whole :class:`~anyconc.Task` surface. A failure of the task stays on the
+    handle: it never reaches the supervisor or other tasks. If nobody retrieves it (by
+    awaiting the task, or calling :meth:`result` / :meth:`exception`, before or in a
+    done-callback), it is logged once, with its traceback, on the ``anyconc`` logger
+    when the task fails.
+
+    Used as an async context manager, the task is bound to the block: at exit it is
+    cancelled if still running and awaited; if it had failed on its own, its exception
+    is raised there (unless the block itself is raising).
+
+    Example::
+
+        async with create_background_task(heartbeat()) as task:
+            await do_the_work()
+        # heartbeat() was cancelled and has finished here
+
+    """
+
+    __slots__ = ("_in_block", "started_at")
+
+    def __init__(self, coro: Coroutine[Any, Any, T], name: str | None) -> None:
+        super().__init__(coro, name)
+        self._in_block = False
+        #: The event-loop time (``anyio.current_time()``) at which the task was created.
+        self.started_at = anyio.current_time()
+
+    async def _run_in_background(self) -> None:
+        await self._run(propagate=False)
+        if (
+            self._state == _FAILED
+            and not self._retrieved
+            and not self._in_block
+            and self._waiter is None
+        ):
+            logger.error(
+                "background task %r failed", self._name, exc_info=self._exception
+            )
+
+    def _close_unstarted(self) -> None:
+        # The supervisor's run ended before the task could start: it counts as
+        # cancelled, and its coroutine is closed so that nothing warns it was never
+        # awaited.
+        if self._coro is not None:
+            self._coro.close()
+
+        self._state = _CANCELLED
+        self._finish()
+
+    async def __aenter__(self) -> Self:
+        self._in_block = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        self.cancel()
+        # Even if the block is being cancelled, the task must have finished on exit.
+        with anyio.CancelScope(shield=True):
+            await self.wait()
+
+        if exc_type is None and self._state == _FAILED:
+            self._retrieved = True
+            assert self._exception is not None
+            raise self._exception
+
+
+class BackgroundTasks:
+    """
+    A supervisor of background tasks, for example for an application's lifespan.
+
+    While its ``async with`` block is active, it is the owner of every
+    :func:`create_background_task` call made anywhere in the same event-loop run (by any
+    task: request handlers included), unless a more recently entered one is active.
+    The failure of a task never affects the supervisor or the other tasks.
+
+    At exit, it stops accepting new tasks (:meth:`create_task` then raises
+    :exc:`RuntimeError`), waits up to ``shutdown_timeout`` seconds (``None``: as long as
+    it takes) for the running tasks to finish, then cancels those still running, logging
+    each on the ``anyconc`` logger, and waits for them. If the block exits because it is
+    being cancelled, the tasks are cancelled at once.
+
+    Example::
+
+        async with BackgroundTasks(name="app", shutdown_timeout=10) as tasks:
+            tasks.create_task(send_email(user))   # or create_background_task(...)
+            await serve()
+
+    :param name: a name, used in logs
+    :param shutdown_timeout: the grace period at exit, in seconds (``None``: no limit)
+
+    """
+
+    def __init__(
+        self, *, name: str | None = None, shutdown_timeout: float | None = None
+    ) -> None:
+        if name is not None and not isinstance(name, str):
+            raise TypeError(
+                f"name must be a string or None, got {type(name).__qualname__}"
+            )
+        if shutdown_timeout is not None:
+            if isinstance(shutdown_timeout, bool) or not isinstance(
+                shutdown_timeout, (int, float)
+            ):
+                raise TypeError(
+                    f"shutdown_timeout must be a number or None, got "
+                    f"{type(shutdown_timeout).__qualname__}"
+                )
+            if not shutdown_timeout >= 0:
+                raise ValueError(
+                    f"shutdown_timeout must not be negative, got {shutdown_timeout}"
+                )
+
+        self.name = name
+        self.shutdown_timeout = shutdown_timeout
+        self._group: AnyIOTaskGroup | None = None
+        self._accepting = False
+        self._entered = False
+        self._tasks: dict[BackgroundTask[Any], None] = {}
+        self._pending: list[BackgroundTask[Any]] = []
+        self._idle: anyio.Event | None = None
+
+    def __repr__(self) -> str:
+        return f"<BackgroundTasks name={self.name!r} active={len(self._tasks)}>"
+
+    @property
+    def active(self) -> tuple[BackgroundTask[Any], ...]:
+        """The tasks that are still running (or about to start), oldest first."""
+        return tuple(self._tasks)
+
+    def create_task(
+        self, coro: Coroutine[Any, Any, T], *, name: str | None = None
+    ) -> BackgroundTask[T]:
+        """
+        Start ``coro`` as a background task of this supervisor.
+
+        :param coro: a coroutine object (``send_email(user)``, not ``send_email``)
+        :param name: the task's name (default: the coroutine's qualified name)
+        :return: the task's handle
+        :raises TypeError: if ``coro`` is not a coroutine object
+        :raises RuntimeError: if the supervisor is not accepting tasks (not entered yet,
+            or shutting down); ``coro`` is closed
+
+        """
+        check_coroutine(coro, "create_task")
+        if not self._accepting:
+            coro.close()
+            raise RuntimeError(
+                f"the background tasks supervisor {self.name!r} is not accepting new "
+                f"tasks (not entered yet, or shutting down)"
+            )
+
+        task = BackgroundTask(coro, name)
+        task._on_finish = self._forget
+        self._tasks[task] = None
+        if self._group is None:
+            self._pending.append(task)  # the host of a default supervisor is starting
+        else:
+            self._spawn(task)
+
+        return task
+
+    def _spawn(self, task: BackgroundTask[Any]) -> None:
+        assert self._group is not None
+        task._handle = self._group.create_task(
+            task._run_in_background(), name=task._name
+        )
+
+    def _forget(self, task: Task[Any]) -> None:
+        del self._tasks[task]  # type: ignore[arg-type]
+        if not self._tasks and self._idle is not None:
+            self._idle.set()
+
+    async def _open(self) -> None:
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        self._group = group
+        self._accepting = True
+        pending, self._pending = self._pending, []
+        for task in pending:
+            self._spawn(task)
+
+    async def __aenter__(self) -> Self:
+        if self._entered:
+            raise RuntimeError("this background tasks supervisor was already entered")
+
+        self._entered = True
+        await self._open()
+        owners = _owners.get(None)
+        if owners is None:
+            owners = []
+            _owners.set(owners)
+
+        owners.append(self)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool | None:
+        owners = _owners.get(None)
+        if owners is not None and self in owners:
+            owners.remove(self)
+
+        return await self._close(exc_type, exc_val, exc_tb)
+
+    async def _close(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool | None:
+        self._accepting = False
+        group = self._group
+        assert group is not None
+        cancelled_exc_class = get_cancelled_exc_class()
+        if self._tasks and not (
+            exc_type is not None and issubclass(exc_type, cancelled_exc_class)
+        ):
+            try:
+                timeout = (
+                    math.inf if self.shutdown_timeout is None else self.shutdown_timeout
+                )
+                with anyio.move_on_after(timeout):
+                    self._idle = anyio.Event()
+                    await self._idle.wait()
+            except BaseException as exc:  # cancelled (or interrupted) while draining
+                exc_type, exc_val, exc_tb = type(exc), exc, exc.__traceback__
+
+        self._cancel_remaining(
+            logging.DEBUG
+            if exc_type is not None and issubclass(exc_type, cancelled_exc_class)
+            else logging.WARNING
+        )
+        return await group.__aexit__(exc_type, exc_val, exc_tb)
+
+    def _cancel_remaining(self, level: int) -> None:
+        for task in self._tasks:
+            logger.log(
+                level,
+                "cancelling background task %r at shutdown of %r",
+                task.name,
+                self.name,
+            )
+            task.cancel()
+
+
+def _default_supervisor() -> BackgroundTasks:
+    supervisor = _default.get(None)
+    if supervisor is None:
+        supervisor = BackgroundTasks(name="anyconc default")
+        supervisor._accepting = True  # tasks wait in _pending until the host runs
+        _default.set(supervisor)
+        spawn_run_task(
+            lambda: _host_default_supervisor(supervisor),
+            name="anyconc background supervisor",
+            context=contextvars.Context(),
+            on_done=lambda: _abandon_pending(supervisor),
+        )
+
+    return supervisor
+
+
+async def _host_default_supervisor(supervisor: BackgroundTasks) -> None:
+    # Runs until the event-loop run ends; then the backend cancels it, which cancels the
+    # tasks still running. It must raise nothing but that cancellation.
+    await supervisor._open()
+    try:
+        await anyio.sleep_forever()
+    except BaseException as exc:
+        await supervisor._close(type(exc), exc, exc.__traceback__)
+        raise
+
+
+def _abandon_pending(supervisor: BackgroundTasks) -> None:
+    supervisor._accepting = False
+    pending, supervisor._pending = supervisor._pending, []
+    for task in pending:
+        task._close_unstarted()
+
+
+def create_background_task(
+    coro: Coroutine[Any, Any, T], *, name: str | None = None
+) -> BackgroundTask[T]:
+    """
+    Start ``coro`` as a background task and return its handle at once.
+
+    A plain function: call it without ``await``, from any task of a running event loop,
+    on asyncio or trio. The task is not tied to the caller: it goes on after the caller
+    (say, a request handler) has returned. Its owner is the innermost active
+    :class:`BackgroundTasks` of the current run, or else a run-wide default supervisor
+    started on demand; when the run ends, tasks still running there are cancelled and
+    awaited cleanly.
+
+    The handle is a :class:`BackgroundTask`: ``done()``, ``result()``, ``cancel()``,
+    ``await task``, and ``async with create_background_task(...) as task:`` to bind the
+    task to a block.
+
+    Example::
+
+        async def signup(user):
+            await save(user)
+            create_background_task(send_welcome_email(user))
+            return {"status": "ok"}   # the email is still sent
+
+    :param coro: a coroutine object
+    :param name: the task's name (default: the coroutine's qualified name)
+    :return: the task's handle
+    :raises TypeError: if ``coro`` is not a coroutine object
+    :raises RuntimeError: if no event loop is running; ``coro`` is closed
+
+    """
+    check_coroutine(coro, "create_background_task")
+    try:
+        owners = _owners.get(None)
+    except Exception:
+        coro.close()
+        raise RuntimeError(
+            "create_background_task() must be called from a task of a running event loop"
+        ) from None
+
+    owner = owners[-1] if owners else _default_supervisor()
+    return owner.create_task(coro, name=name)
