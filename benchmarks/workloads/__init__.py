@@ -1,0 +1,15 @@
+"""Every workload, in the order they are run and reported."""
+
+from __future__ import annotations
+
+from benchmarks._harness import Workload
+from benchmarks.workloads import fanout, queues, races, sync, tasks, threads
+
+WORKLOADS: list[Workload] = [
+    *tasks.WORKLOADS,
+    *threads.WORKLOADS,
+    *races.WORKLOADS,
+    *sync.WORKLOADS,
+    *queues.WORKLOADS,
+    *fanout.WORKLOADS,
+]
