@@ -1,0 +1,407 @@
+"""Pacing: rate limiting, drift-free periodic ticks and debouncing."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import sys
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
+
+import anyio
+from anyio import NoEventLoopError
+from anyio.lowlevel import checkpoint
+
+from ._background import BackgroundTask, create_background_task
+from ._runtoken import PerRun, current_run
+
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:
+    from typing_extensions import Self
+
+__all__ = ["Debouncer", "RateLimiter", "every"]
+
+
+def _check_number(name: str, value: object, *, positive: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__qualname__}")
+
+    if math.isnan(value) or math.isinf(value) or value < 0 or (positive and value == 0):
+        what = "a positive" if positive else "a non-negative"
+        raise ValueError(f"{name} must be {what} finite number, got {value!r}")
+
+    return float(value)
+
+
+def _callable_name(func: object) -> str:
+    return getattr(func, "__qualname__", None) or type(func).__qualname__
+
+
+# --- RateLimiter ---
+
+
+class _LimiterState:
+    """One run's state of a RateLimiter (times on that run's clock)."""
+
+    __slots__ = ("admitted", "waiters")
+
+    def __init__(self, capacity: int) -> None:
+        # Admission times of the last ``capacity`` entries, oldest first.
+        self.admitted: deque[float] = deque(maxlen=capacity)
+        # Tasks waiting for their turn, in arrival order; the head waits for its slot,
+        # the others for their event (set when they become the head).
+        self.waiters: deque[anyio.Event] = deque()
+
+
+class RateLimiter:
+    """
+    Let at most ``rate`` entries through per ``per`` seconds, in arrival order.
+
+    ``async with limiter:`` waits for the caller's turn, then runs the block. It limits
+    how often blocks *start*, not how many run at once (combine it with a
+    :class:`~anyconc.CapacityLimiter` for that); leaving the block does nothing.
+
+    The exact rule:
+
+    * a whole-numbered ``rate`` (``10``, ``10.0``) is a sliding window: an entry is let
+      in when fewer than ``rate`` entries were let in during the last ``per`` seconds. So
+      bursts of up to ``rate`` entries go through at once, and no window of ``per``
+      seconds ever holds more than ``rate`` entries;
+    * a fractional ``rate`` (``0.5``, ``2.5``) spaces entries evenly, one every
+      ``per / rate`` seconds, without bursts.
+
+    Fairness: callers are let in strictly first come, first served; a newcomer never
+    overtakes a waiting caller, even when its own slot would be free. A waiter that is
+    cancelled leaves the queue at once and its turn passes to the next one. Every
+    ``acquire`` is a checkpoint, also when it is let in at once.
+
+    The limiter may be made at import time and used by any number of event-loop runs,
+    one after another, on any backend. Its history is kept per run (the clocks of two
+    runs are unrelated): a new run starts with a fresh window.
+
+    Example::
+
+        limiter = anyconc.RateLimiter(5, per=1.0)   # at most 5 requests a second
+
+        async def fetch(url):
+            async with limiter:
+                return await client.get(url)
+
+    :param rate: entries allowed per ``per`` seconds (a positive number)
+    :param per: the length of the window, in seconds (a positive number)
+    :raises TypeError: if an argument is not a number
+    :raises ValueError: if an argument is not positive and finite
+
+    """
+
+    __slots__ = ("_capacity", "_per", "_rate", "_state", "_window")
+
+    def __init__(self, rate: float, per: float = 1.0) -> None:
+        self._rate = _check_number("rate", rate, positive=True)
+        self._per = _check_number("per", per, positive=True)
+        if self._rate.is_integer():
+            self._capacity = int(self._rate)
+            self._window = self._per
+        else:
+            self._capacity = 1
+            self._window = self._per / self._rate
+
+        capacity = self._capacity
+        self._state: PerRun[_LimiterState] = PerRun(lambda: _LimiterState(capacity))
+
+    @property
+    def rate(self) -> float:
+        """Entries allowed per :attr:`per` seconds."""
+        return self._rate
+
+    @property
+    def per(self) -> float:
+        """The length of the window, in seconds."""
+        return self._per
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}(rate={self._rate!r}, per={self._per!r})"
+
+    def _next_slot(self, state: _LimiterState, now: float) -> float:
+        if len(state.admitted) < self._capacity:
+            return now
+
+        return max(now, state.admitted[0] + self._window)
+
+    async def acquire(self) -> None:
+        """Wait for the caller's turn (see the class description)."""
+        await checkpoint()
+        state = self._state.get()
+        now = anyio.current_time()
+        if not state.waiters and self._next_slot(state, now) <= now:
+            state.admitted.append(now)
+            return
+
+        turn = anyio.Event()
+        state.waiters.append(turn)
+        try:
+            if state.waiters[0] is not turn:
+                await turn.wait()
+
+            # Only the head admits anyone, so its slot cannot move while it sleeps.
+            slot = self._next_slot(state, anyio.current_time())
+            await anyio.sleep_until(slot)
+            state.admitted.append(max(slot, anyio.current_time()))
+        finally:
+            if state.waiters[0] is turn:
+                state.waiters.popleft()
+                if state.waiters:
+                    state.waiters[0].set()
+            else:
+                state.waiters.remove(turn)
+
+    async def __aenter__(self) -> Self:
+        await self.acquire()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        return None
+
+
+# --- every ---
+
+
+class _Ticks:
+    __slots__ = ("_index", "_interval", "_run", "_start")
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._start = 0.0
+        self._index = 0
+        self._run: weakref.ref[object] | None = None
+
+    def __repr__(self) -> str:
+        return f"every({self._interval!r})"
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> float:
+        run = current_run()
+        if self._run is None or self._run() is not run:
+            # First tick, or first in a new run (whose clock has nothing to do with
+            # the previous run's): the schedule starts now.
+            await checkpoint()
+            self._run = weakref.ref(run)
+            self._start = anyio.current_time()
+            self._index = 0
+            return self._start
+
+        # The first tick not in the past; the tolerance keeps a tick that is due right
+        # now (up to float rounding) from being counted as missed.
+        elapsed = (anyio.current_time() - self._start) / self._interval
+        index = max(self._index + 1, math.ceil(elapsed - 1e-9))
+        tick = self._start + index * self._interval
+        await anyio.sleep_until(tick)
+        self._index = index
+        return tick
+
+
+def every(interval: float) -> AsyncIterator[float]:
+    """
+    Tick every ``interval`` seconds, without drift.
+
+    The first tick is at once (when iteration starts), the ``n``-th at exactly
+    ``start + n * interval``: each yielded float is the tick's *scheduled* time on the
+    :func:`anyio.current_time` clock (so ``anyio.current_time() - tick`` is how late the
+    body started). The schedule does not move when the body is slow; a tick whose time
+    has passed while the body ran is skipped, not bunched: after a body that overran
+    by 2.5 intervals, the next tick is the next one on the schedule, once. A body that
+    ends exactly on a tick gets that tick at once.
+
+    Each step is a checkpoint. The iterator needs no cleanup (``break`` out of it
+    freely). Iterated again in a later event-loop run, it starts a new schedule.
+
+    Example::
+
+        async for tick in anyconc.every(5.0):
+            await report_metrics()
+
+    :param interval: seconds between ticks (a positive finite number)
+    :return: an async iterator of scheduled tick times
+    :raises TypeError: if ``interval`` is not a number
+    :raises ValueError: if ``interval`` is not positive and finite
+
+    """
+    return _Ticks(_check_number("interval", interval, positive=True))
+
+
+# --- Debouncer ---
+
+
+def _check_func(func: object) -> None:
+    if inspect.iscoroutine(func):
+        name = func.__qualname__
+        func.close()  # it will never run: no "never awaited" warning
+        raise TypeError(
+            f"Debouncer() argument 'func' must be a callable, got a coroutine "
+            f"object; pass the function and its arguments: debouncer({name}, ...)"
+        )
+
+    if not callable(func):
+        raise TypeError(
+            f"Debouncer() argument 'func' must be a callable, "
+            f"got {type(func).__qualname__}"
+        )
+
+
+class _Run:
+    """One scheduled run of a Debouncer."""
+
+    __slots__ = ("finished", "handle")
+
+    def __init__(self) -> None:
+        self.handle: BackgroundTask[None] | None = None
+        # Set when the run has started (made then: it belongs to the current run).
+        self.finished: anyio.Event | None = None
+
+
+class Debouncer:
+    """
+    Collapse a burst of calls into one run of the last call, ``delay`` seconds after it.
+
+    ``debouncer(func, *args)`` is a plain call (no ``await``): it schedules
+    ``func(*args)`` to run ``delay`` seconds later, as a background task owned by
+    anyconc's background supervisor (see :func:`~anyconc.create_background_task`), and
+    drops the run it had scheduled before, if that one has not started yet. So calls
+    closer together than ``delay`` end in a single run, of the *last* call's function
+    and arguments, ``delay`` after the last call. ``func`` may be an async function
+    (its result is awaited) or a plain function.
+
+    Decisions where a debouncer has to choose:
+
+    * a run that has started is never cancelled by a later call; the later call
+      schedules a new run;
+    * runs never overlap: a run that is due while the previous one is still going
+      waits for it to finish first (it can still be superseded while it waits);
+    * a run that fails is logged once, with its traceback, on the ``anyconc`` logger
+      (it is a background task nobody awaits);
+    * the pending run belongs to the run of the event loop: the supervisor cancels it
+      when the run (or the enclosing :class:`~anyconc.BackgroundTasks` block) ends.
+      The debouncer may be made at import time and used by one run after another, on
+      any backend.
+
+    Example::
+
+        save_later = anyconc.Debouncer(0.5)
+
+        async def on_keystroke(doc):
+            save_later(save, doc)   # saved once, 0.5 s after the typing stops
+
+    :param delay: seconds of quiet before the run (a non-negative finite number)
+    :raises TypeError: if ``delay`` is not a number
+    :raises ValueError: if ``delay`` is negative or not finite
+
+    """
+
+    __slots__ = ("_delay", "_pending", "_run", "_running")
+
+    def __init__(self, delay: float) -> None:
+        self._delay = _check_number("delay", delay, positive=False)
+        self._pending: _Run | None = None
+        self._running: _Run | None = None
+        self._run: weakref.ref[object] | None = None
+
+    @property
+    def delay(self) -> float:
+        """Seconds of quiet before the run."""
+        return self._delay
+
+    @property
+    def pending(self) -> bool:
+        """``True`` if a run is scheduled and has not started yet."""
+        return self._pending is not None and self._current_run_is_ours()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}({self._delay!r})"
+
+    def _current_run_is_ours(self) -> bool:
+        try:
+            run = current_run()
+        except NoEventLoopError:
+            return False
+
+        return self._run is not None and self._run() is run
+
+    def cancel(self) -> bool:
+        """
+        Drop the scheduled run, if it has not started yet.
+
+        :return: ``True`` if a scheduled run was dropped
+
+        """
+        pending = self._pending
+        if pending is None or not self._current_run_is_ours():
+            return False
+
+        self._pending = None
+        return pending.handle is not None and pending.handle.cancel()
+
+    def __call__(self, func: Callable[..., object], *args: object) -> None:
+        """
+        Schedule ``func(*args)`` to run ``delay`` seconds from now, replacing the run
+        scheduled before if it has not started.
+
+        :raises TypeError: if ``func`` is not callable (a coroutine object passed
+            instead of the function is closed)
+        :raises RuntimeError: if no event loop is running
+
+        """
+        _check_func(func)
+
+        try:
+            run = current_run()
+        except NoEventLoopError:
+            raise RuntimeError(
+                "a Debouncer must be called from a task of a running event loop"
+            ) from None
+
+        if self._run is None or self._run() is not run:
+            # The previous run's tasks were cancelled when it ended.
+            self._pending = self._running = None
+            self._run = weakref.ref(run)
+
+        previous = self._pending
+        if previous is not None and previous.handle is not None:
+            previous.handle.cancel()
+
+        scheduled = _Run()
+        scheduled.handle = create_background_task(
+            self._fire(scheduled, func, args),
+            name=f"anyconc.Debouncer({_callable_name(func)})",
+        )
+        self._pending = scheduled
+
+    async def _fire(
+        self, scheduled: _Run, func: Callable[..., object], args: tuple[object, ...]
+    ) -> None:
+        await anyio.sleep(self._delay)
+        while self._running is not None:
+            assert self._running.finished is not None
+            await self._running.finished.wait()
+
+        if self._pending is scheduled:
+            self._pending = None
+
+        scheduled.finished = anyio.Event()
+        self._running = scheduled
+        try:
+            result = func(*args)
+            if inspect.isawaitable(result):
+                await result
+        finally:
+            self._running = None
+            scheduled.finished.set()

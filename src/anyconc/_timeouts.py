@@ -1,0 +1,209 @@
+"""Timeouts that raise the built-in :exc:`TimeoutError`, and shielding from cancellation."""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import logging
+import math
+from collections.abc import Awaitable
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import Any, TypeVar
+
+import anyio
+from anyio import CancelScope
+
+__all__ = ["Timeout", "shield", "timeout"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("anyconc")
+
+# The ``fail_after`` managers entered through each Timeout, innermost last. It is kept
+# per task (a context variable), not on the object, because one Timeout object (made at
+# import time, say) may be entered by several tasks at once.
+_entered: contextvars.ContextVar[
+    tuple[tuple[Timeout, AbstractContextManager[CancelScope]], ...]
+] = contextvars.ContextVar("anyconc_timeouts", default=())
+
+
+def _not_awaitable_message(obj: object) -> str:
+    name = getattr(obj, "__qualname__", None)
+    if name is not None and callable(obj):
+        return (
+            f"shield() argument 'aw' must be awaitable, got the callable {name!r}; "
+            f"did you mean shield({name}())?"
+        )
+
+    return f"shield() argument 'aw' must be awaitable, got {type(obj).__qualname__}"
+
+
+class Timeout:
+    """
+    A reusable timeout: each ``with`` block it guards must finish within
+    :attr:`seconds`, or :exc:`TimeoutError` is raised at its end.
+
+    Made by :func:`timeout`; see there.
+    """
+
+    __slots__ = ("_seconds",)
+
+    def __init__(self, seconds: float | None) -> None:
+        if seconds is not None and (
+            isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+        ):
+            raise TypeError(
+                f"seconds must be a number or None, got {type(seconds).__qualname__}"
+            )
+
+        if seconds is not None and (math.isnan(seconds) or seconds < 0):
+            raise ValueError(
+                f"seconds must be a non-negative number or None, got {seconds!r}"
+            )
+
+        self._seconds = seconds
+
+    @property
+    def seconds(self) -> float | None:
+        """The time allowed for each block, in seconds (``None``: no limit)."""
+        return self._seconds
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}({self._seconds!r})"
+
+    def __enter__(self) -> CancelScope:
+        reason = None if self._seconds is None else f"timed out after {self._seconds}s"
+        manager = anyio.fail_after(self._seconds, reason=reason)
+        scope = manager.__enter__()
+        _entered.set((*_entered.get(), (self, manager)))
+        return scope
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool | None:
+        stack = _entered.get()
+        for index in range(len(stack) - 1, -1, -1):
+            if stack[index][0] is self:
+                break
+        else:
+            raise RuntimeError("this timeout was not entered by the current task")
+
+        manager = stack[index][1]
+        _entered.set(stack[:index] + stack[index + 1 :])
+        return manager.__exit__(exc_type, exc_val, exc_tb)
+
+    async def __aenter__(self) -> CancelScope:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool | None:
+        return self.__exit__(exc_type, exc_val, exc_tb)
+
+
+def timeout(seconds: float | None) -> Timeout:
+    """
+    Limit the time a block may take; raise the built-in :exc:`TimeoutError` if it
+    takes longer, on every backend.
+
+    It is :func:`anyio.fail_after` with the argument checked up front and the clock
+    started when the block is *entered* (not when ``timeout()`` is called), so one
+    ``timeout(5)`` object can be made at import time, with no event loop, and then
+    guard any number of blocks, in any task, in any run. When the time is up, the block
+    is cancelled at its next checkpoint and :exc:`TimeoutError` is raised where the
+    block ends; an outer cancellation is never turned into a :exc:`TimeoutError`.
+
+    Both ``with`` and ``async with`` work (the latter for code ported from
+    :func:`asyncio.timeout`); the value bound by ``as`` is the block's
+    :class:`anyio.CancelScope`, whose deadline may be moved.
+
+    Example::
+
+        with anyconc.timeout(2.5):
+            reply = await client.get(url)
+
+    :param seconds: the time allowed, in seconds; ``0`` cancels the block at its first
+        checkpoint; ``None`` or ``math.inf`` sets no limit
+    :return: a reusable context manager
+    :raises TypeError: if ``seconds`` is not a number or ``None``
+    :raises ValueError: if ``seconds`` is negative or NaN (as with :func:`trio.fail_after`)
+
+    """
+    return Timeout(seconds)
+
+
+async def shield(aw: Awaitable[T]) -> T:
+    """
+    Await ``aw`` to completion even if the caller is cancelled meanwhile; then deliver
+    the cancellation.
+
+    Unlike :func:`asyncio.shield`, the caller does not stop waiting: a cancellation of
+    the caller (a cancel scope, a timeout, or a native ``asyncio`` ``task.cancel()``) is
+    held back until ``aw`` has finished, and is then raised. So code after
+    ``await shield(...)`` never runs with the work half done. What happens to the
+    outcome when the caller was cancelled meanwhile:
+
+    * ``aw``'s result is dropped: the cancellation is what the caller sees (keep the
+      value from inside the work if it must survive);
+    * a failure of ``aw`` is logged once, with its traceback, on the ``anyconc`` logger,
+      and the cancellation is raised.
+
+    Without a cancellation, ``aw``'s result is returned and its exception raised
+    unchanged. ``aw`` is awaited in a child task (so that a native asyncio cancellation
+    of the caller cannot reach it), which means changes that ``aw`` makes to context
+    variables are not seen by the caller, as with :func:`asyncio.shield`. ``aw`` is
+    awaited even when the caller is already cancelled when calling ``shield()``.
+    Shielding has no time limit: wrap the work in :func:`timeout` inside if needed.
+
+    Example::
+
+        async def save(order):
+            # the row is written even if the request handler is cancelled
+            await anyconc.shield(db.insert(order))
+
+    :param aw: a coroutine, task handle, future or any other awaitable
+    :return: ``aw``'s result
+    :raises TypeError: if ``aw`` is not awaitable (e.g. ``work`` passed instead of
+        ``work()``)
+
+    """
+    if not inspect.isawaitable(aw):
+        raise TypeError(_not_awaitable_message(aw))
+
+    outcome: list[tuple[bool, Any]] = []
+
+    async def run() -> None:
+        with CancelScope(shield=True):
+            try:
+                value = await aw
+            except Exception as exc:
+                outcome.append((False, exc))
+            else:
+                outcome.append((True, value))
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(run, name=f"anyconc.shield({aw!r})")
+    except BaseException:
+        if outcome and not outcome[0][0]:
+            logger.error(
+                "shielded work failed while its caller was being cancelled",
+                exc_info=outcome[0][1],
+            )
+        raise
+
+    succeeded, value = outcome[0]
+    if not succeeded:
+        try:
+            raise value
+        finally:
+            del value, outcome
+
+    return value  # type: ignore[no-any-return]
