@@ -1,0 +1,682 @@
+"""
+ASGI integration: background tasks owned by the application, drained at shutdown.
+
+A request handler that calls :func:`anyconc.create_background_task` wants the task to
+outlive the request, but not the application: when the server stops, the work in
+flight should be given a grace period to finish and only then be cancelled. This module
+ties a :class:`anyconc.BackgroundTasks` supervisor to the ASGI *lifespan* of an app:
+
+* :class:`BackgroundTasksMiddleware` wraps any ASGI app (Starlette, FastAPI, a bare
+  ASGI callable, ...);
+* :func:`background_tasks_lifespan` is the same thing for frameworks that take a
+  Starlette-style ``lifespan=`` callable.
+
+Both work under uvicorn (asyncio) and hypercorn (asyncio and trio workers), since they
+only use AnyIO.
+
+Example::
+
+    from starlette.applications import Starlette
+    from anyconc import create_background_task
+    from anyconc.asgi import BackgroundTasksMiddleware
+
+    async def notify(request):
+        create_background_task(send_email(request.query_params["to"]), name="email")
+        return JSONResponse({"status": "queued"}, status_code=202)
+
+    app = BackgroundTasksMiddleware(
+        Starlette(routes=[Route("/notify", notify, methods=["POST"])]),
+        shutdown_timeout=10.0,
+    )
+
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, TypeAlias, TypedDict
+
+import anyio
+from anyio.abc import TaskGroup as AnyIOTaskGroup
+from anyio.abc import TaskStatus
+
+from . import _background
+from ._background import BackgroundTasks
+from ._runtoken import PerRun
+
+__all__ = [
+    "DEFAULT_SHUTDOWN_TIMEOUT",
+    "DEFAULT_STATE_KEY",
+    "BackgroundTasksMiddleware",
+    "BackgroundTasksStatus",
+    "TaskInfo",
+    "background_tasks_lifespan",
+    "background_tasks_status",
+]
+
+Scope: TypeAlias = MutableMapping[str, Any]
+Message: TypeAlias = MutableMapping[str, Any]
+Receive: TypeAlias = Callable[[], Awaitable[Message]]
+Send: TypeAlias = Callable[[Message], Awaitable[None]]
+ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
+Lifespan: TypeAlias = Callable[
+    [Any], AbstractAsyncContextManager[Mapping[str, Any] | None]
+]
+
+#: Grace period, in seconds, that running background tasks get at shutdown by default.
+#: Bounded on purpose: a server that never stops is worse than a cancelled task, and
+#: process managers (systemd, Kubernetes) kill the process after their own timeout
+#: (90 s and 30 s by default), of which the server's connection draining takes a share.
+DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+
+#: Key of the supervisor in the ASGI lifespan ``state`` (``request.state.background_tasks``
+#: in Starlette).
+DEFAULT_STATE_KEY = "background_tasks"
+
+logger = logging.getLogger("anyconc")
+
+
+class TaskInfo(TypedDict):
+    """One active background task in :class:`BackgroundTasksStatus`."""
+
+    #: The task's name.
+    name: str
+    #: Seconds since the task was started (``anyio.current_time()`` based).
+    age: float
+
+
+class BackgroundTasksStatus(TypedDict):
+    """A JSON-ready snapshot of a supervisor, for a status endpoint."""
+
+    #: The supervisor's name (``None`` for an unnamed one).
+    supervisor: str | None
+    #: Number of tasks still running.
+    active_tasks: int
+    #: The running tasks, oldest first.
+    tasks: list[TaskInfo]
+
+
+def _check_shutdown_timeout(shutdown_timeout: float | None) -> None:
+    if shutdown_timeout is None:
+        return
+
+    if isinstance(shutdown_timeout, bool) or not isinstance(
+        shutdown_timeout, (int, float)
+    ):
+        raise TypeError(
+            f"shutdown_timeout must be a number or None, "
+            f"got {type(shutdown_timeout).__qualname__}"
+        )
+
+    if not shutdown_timeout >= 0:
+        raise ValueError(
+            f"shutdown_timeout must not be negative, got {shutdown_timeout}"
+        )
+
+
+def _check_name(name: str | None) -> None:
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a string or None, got {type(name).__qualname__}")
+
+
+def _check_state_key(state_key: str | None) -> None:
+    if state_key is not None and not isinstance(state_key, str):
+        raise TypeError(
+            f"state_key must be a string or None, got {type(state_key).__qualname__}"
+        )
+
+
+def _current_owner() -> BackgroundTasks | None:
+    # The supervisor that create_background_task() would use now, without starting the
+    # run-wide default one. Kept in one place: it reads _background's run variables.
+    owners = _background._owners.get(None)
+    if owners:
+        return owners[-1]
+
+    return _background._default.get(None)
+
+
+def background_tasks_status(
+    supervisor: BackgroundTasks | None = None,
+) -> BackgroundTasksStatus:
+    """
+    Describe the running tasks of ``supervisor``: how many, their names and ages.
+
+    Without ``supervisor``, describe the one that owns :func:`create_background_task`
+    calls in the current run right now: the innermost active
+    :class:`~anyconc.BackgroundTasks` (an app's lifespan supervisor), else the run-wide
+    default supervisor if it was started; if there is none, the snapshot is empty and
+    names no supervisor (``None``).
+
+    Tasks are listed oldest first. A task's age is measured from :attr:`BackgroundTask.started_at
+    <anyconc.BackgroundTask.started_at>`, the event-loop time at which it was created.
+
+    Must be called from inside the event-loop run that hosts the supervisor (ages are
+    measured with :func:`anyio.current_time`).
+
+    Example::
+
+        async def tasks_status(request):
+            supervisor = request.state.background_tasks
+            return JSONResponse(background_tasks_status(supervisor))
+
+    :param supervisor: the supervisor to describe (default: the current owner)
+    :return: a JSON-ready :class:`BackgroundTasksStatus`
+    :raises TypeError: if ``supervisor`` is not a :class:`~anyconc.BackgroundTasks`
+    :raises anyio.NoEventLoopError: if called outside an event-loop run
+
+    """
+    if supervisor is None:
+        supervisor = _current_owner()
+        if supervisor is None:
+            anyio.current_time()  # outside a run: raise, as with a supervisor
+            return {"supervisor": None, "active_tasks": 0, "tasks": []}
+    elif not isinstance(supervisor, BackgroundTasks):
+        raise TypeError(
+            f"supervisor must be a BackgroundTasks, got {type(supervisor).__qualname__}"
+        )
+
+    now = anyio.current_time()
+    infos: list[TaskInfo] = []
+    for task in supervisor.active:
+        infos.append({"name": task.name, "age": max(0.0, now - task.started_at)})
+
+    return {
+        "supervisor": supervisor.name,
+        "active_tasks": len(infos),
+        "tasks": infos,
+    }
+
+
+class _SupervisorHost:
+    """
+    Hosts an app's supervisor in a task of its own, so that it can be drained while the
+    app's lifespan (started after it) is still open, and closed in the task that
+    opened it.
+    """
+
+    def __init__(self, *, name: str | None, shutdown_timeout: float | None) -> None:
+        self.supervisor = BackgroundTasks(name=name, shutdown_timeout=shutdown_timeout)
+        self._name = name
+        self._shutdown_timeout = shutdown_timeout
+        self._stop = anyio.Event()
+        self._closed = anyio.Event()
+
+    async def start(self, task_group: AnyIOTaskGroup) -> BackgroundTasks:
+        await task_group.start(self._run, name=f"anyconc.asgi supervisor {self._name}")
+        return self.supervisor
+
+    async def _run(self, *, task_status: TaskStatus[None]) -> None:
+        try:
+            async with self.supervisor:
+                task_status.started()
+                await self._stop.wait()
+        finally:
+            self._closed.set()
+
+    async def drain(self) -> None:
+        """Stop accepting, wait up to the grace period, cancel the rest, wait for them."""
+        pending = self.supervisor.active
+        if pending:
+            logger.info(
+                "%s: shutdown: waiting up to %s for %d running background task(s)",
+                self._label(),
+                self._grace(),
+                len(pending),
+            )
+
+        self._stop.set()
+        await self._closed.wait()
+        if pending:
+            # Each cancellation was logged by the supervisor itself; this is the summary.
+            cancelled = sum(task.cancelled() for task in pending)
+            logger.info(
+                "%s: shutdown: %d background task(s) finished, %d cancelled",
+                self._label(),
+                len(pending) - cancelled,
+                cancelled,
+            )
+
+    async def abort(self) -> None:
+        """Cancel every task now and close the supervisor (the app failed)."""
+        for task in self.supervisor.active:
+            task.cancel()
+
+        self._stop.set()
+        await self._closed.wait()
+
+    def _label(self) -> str:
+        return f"background tasks {self._name!r}" if self._name else "background tasks"
+
+    def _grace(self) -> str:
+        if self._shutdown_timeout is None:
+            return "no time limit"
+
+        return f"{self._shutdown_timeout:g} s"
+
+
+class _RunState:
+    __slots__ = ("lifespan_seen", "supervisor", "warned")
+
+    def __init__(self) -> None:
+        self.supervisor: BackgroundTasks | None = None
+        self.lifespan_seen = False
+        self.warned = False
+
+
+class _InnerExit:
+    """The wrapped app's lifespan call returned (``error is None``) or raised."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
+
+
+class BackgroundTasksMiddleware:
+    """
+    ASGI middleware that gives an app a :class:`~anyconc.BackgroundTasks` supervisor
+    for the duration of its lifespan.
+
+    At lifespan startup the middleware opens the supervisor, *then* passes startup on
+    to the wrapped app: every :func:`~anyconc.create_background_task` made while the
+    app runs -- by the app's own startup code, by any request handler (they run in
+    other tasks than the lifespan; the supervisor is the owner for the whole event-loop
+    run) -- belongs to it.
+
+    At lifespan shutdown (the server has stopped accepting requests) the middleware
+    first drains the supervisor: it stops accepting new tasks, waits up to
+    ``shutdown_timeout`` seconds for the running ones, cancels the rest and waits for
+    them (each cancellation, and a summary, is logged on the ``anyconc`` logger). Only
+    *then* does it pass shutdown on to the wrapped app, so background tasks can still
+    use what the app's lifespan opened (database pools, HTTP clients) while they
+    finish. The order is thus: supervisor up, app startup, ..., supervisor drained, app
+    shutdown.
+
+    The supervisor is exposed:
+
+    * in the lifespan ``state`` under ``state_key`` (``"background_tasks"`` by default),
+      which servers copy into every request's scope (``request.state.background_tasks``
+      in Starlette); ``state_key=None`` disables this;
+    * as :attr:`supervisor`, and summarized by :meth:`status` (count, names and ages of
+      the running tasks, see :func:`background_tasks_status`).
+
+    Edge cases, decided here:
+
+    * A wrapped app that does not support lifespan (it raises or returns on the
+      lifespan scope without reading a message) does not disable the supervisor: the
+      middleware completes startup and shutdown with the server itself.
+    * The wrapped app's startup fails (``lifespan.startup.failed`` or an exception after
+      reading the startup message): the supervisor's tasks are cancelled at once, then
+      the failure is passed on to the server unchanged.
+    * A server without lifespan support (e.g. ``uvicorn --lifespan off``, or Starlette's
+      ``TestClient`` used without ``with``): the first request of the run logs a
+      warning on the ``anyconc`` logger and requests go on; their background tasks go
+      to the run-wide default supervisor, which cancels them (without a grace period)
+      when the event loop ends. A log record rather than a :mod:`warnings` warning
+      because it happens while serving a request: under ``-W error`` a warning would
+      turn every request into a server error.
+    * The middleware object holds no event-loop state: it can be created at import
+      time and serve any number of event-loop runs, one after another, on any backend.
+      Its supervisor is per run.
+
+    Example::
+
+        app = BackgroundTasksMiddleware(starlette_app, shutdown_timeout=5.0)
+
+    :param app: the ASGI application to wrap
+    :param shutdown_timeout: the grace period, in seconds, given to running background
+        tasks at shutdown before they are cancelled (``None``: wait without limit)
+    :param name: the supervisor's name (shown in logs and in :meth:`status`)
+    :param state_key: key of the supervisor in the lifespan ``state``, or ``None``
+    :raises TypeError: if ``app`` is not callable, or an argument has the wrong type
+    :raises ValueError: if ``shutdown_timeout`` is negative or NaN
+
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
+        name: str | None = None,
+        state_key: str | None = DEFAULT_STATE_KEY,
+    ) -> None:
+        if not callable(app):
+            raise TypeError(
+                f"app must be an ASGI application (a callable), "
+                f"got {type(app).__qualname__}"
+            )
+
+        _check_shutdown_timeout(shutdown_timeout)
+        _check_name(name)
+        _check_state_key(state_key)
+        self.app = app
+        self.shutdown_timeout = shutdown_timeout
+        self.name = name
+        self.state_key = state_key
+        self._runs: PerRun[_RunState] = PerRun(_RunState)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.app!r}, "
+            f"shutdown_timeout={self.shutdown_timeout!r}, name={self.name!r})"
+        )
+
+    @property
+    def supervisor(self) -> BackgroundTasks | None:
+        """
+        The supervisor of the lifespan running in the current event-loop run, or
+        ``None`` (no lifespan yet, lifespan over, or no lifespan support in the server).
+
+        Outside any event-loop run, the latest run's supervisor while its lifespan is
+        open, else ``None``.
+        """
+        state: _RunState | None
+        try:
+            state = self._runs.get()
+        except anyio.NoEventLoopError:
+            state = self._runs.peek()
+
+        return None if state is None else state.supervisor
+
+    def status(self) -> BackgroundTasksStatus:
+        """
+        A JSON-ready snapshot of the running background tasks: count, names, ages.
+
+        Without an open lifespan (see :attr:`supervisor`), it describes the current
+        owner of background tasks instead (the run-wide default supervisor when the
+        server has no lifespan support), see :func:`background_tasks_status`. Call it
+        from inside the event-loop run.
+
+        :return: see :func:`background_tasks_status`
+
+        """
+        return background_tasks_status(self.supervisor)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope_type = scope["type"]
+        if scope_type == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+
+        if scope_type in ("http", "websocket"):
+            run = self._runs.get()
+            if run.supervisor is not None:
+                if self.state_key is not None:
+                    scope.setdefault("state", {}).setdefault(
+                        self.state_key, run.supervisor
+                    )
+            elif not run.warned and not run.lifespan_seen:
+                run.warned = True
+                logger.warning(
+                    "%r: the server did not run the ASGI lifespan protocol, so the "
+                    "app's background tasks are not drained at shutdown: they go to "
+                    "the run-wide default supervisor and are cancelled when the event "
+                    "loop ends; enable lifespan in the server (e.g. uvicorn "
+                    "--lifespan on) to drain them",
+                    self,
+                )
+
+        await self.app(scope, receive, send)
+
+    # -- lifespan -------------------------------------------------------------------
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] != "lifespan.startup":
+            raise RuntimeError(
+                f"expected the ASGI message 'lifespan.startup', got {message['type']!r}"
+            )
+
+        run = self._runs.get()
+        run.lifespan_seen = True
+        host = _SupervisorHost(name=self.name, shutdown_timeout=self.shutdown_timeout)
+        # The wrapped app's lifespan runs in a task of its own and talks to us through
+        # these streams: we decide when it sees each message (after the supervisor is
+        # up; after it is drained) and we see when it returns or raises. Exceptions are
+        # raised from here only after the task group has exited, so that the server
+        # gets the app's exception itself, not an exception group around it.
+        to_app_send, to_app_receive = anyio.create_memory_object_stream[Message](1)
+        from_app_send, from_app_receive = anyio.create_memory_object_stream[
+            "Message | _InnerExit"
+        ](math.inf)
+        app_read = 0
+
+        async def app_receive() -> Message:
+            nonlocal app_read
+            app_read += 1
+            return await to_app_receive.receive()
+
+        async def app_send(message: Message) -> None:
+            await from_app_send.send(message)
+
+        async def run_app() -> None:
+            app_error: Exception | None = None
+            try:
+                await self.app(scope, app_receive, app_send)
+            except Exception as exc:
+                app_error = exc
+            finally:
+                from_app_send.send_nowait(_InnerExit(app_error))
+
+        async def wait_app_exit() -> Exception | None:
+            while True:
+                item = await from_app_receive.receive()
+                if isinstance(item, _InnerExit):
+                    return item.error
+
+        async def converse(task_group: AnyIOTaskGroup) -> Exception | None:
+            error: Exception | None = None
+            supervisor = await host.start(task_group)
+            run.supervisor = supervisor
+            state = scope.get("state")
+            if self.state_key is not None and isinstance(state, MutableMapping):
+                state[self.state_key] = supervisor
+
+            task_group.start_soon(run_app, name="anyconc.asgi wrapped lifespan")
+            await to_app_send.send(message)
+            reply = await from_app_receive.receive()
+            app_alive = True
+            if isinstance(reply, _InnerExit):
+                app_alive = False
+                if reply.error is not None and app_read > 0:
+                    # Startup failed by raising: fail the same way, cleaned up.
+                    await host.abort()
+                    return reply.error
+
+                # No lifespan support in the wrapped app: we do the protocol.
+                logger.debug(
+                    "%r: the wrapped app does not support lifespan (%r); "
+                    "the middleware completes the lifespan protocol alone",
+                    self,
+                    reply.error,
+                )
+                reply = {"type": "lifespan.startup.complete"}
+            elif reply["type"] != "lifespan.startup.complete":
+                # lifespan.startup.failed: nothing will run, cancel at once.
+                await host.abort()
+                await send(reply)
+                return await wait_app_exit()
+
+            await send(reply)
+            # Serving: wait for the server's shutdown, or for the wrapped app's
+            # lifespan to end on its own.
+            shutdown: Message | None = None
+            async with anyio.create_task_group() as waiters:
+
+                async def wait_server() -> None:
+                    nonlocal shutdown
+                    shutdown = await receive()
+                    waiters.cancel_scope.cancel()
+
+                waiters.start_soon(wait_server)
+                if app_alive:
+                    error = await wait_app_exit()
+                    app_alive = False
+                    waiters.cancel_scope.cancel()
+
+            if error is not None:
+                # The app's lifespan crashed while serving: stop now.
+                await host.abort()
+                return error
+
+            if shutdown is None:
+                # The wrapped app ended its lifespan early, cleanly: keep the
+                # supervisor until the server shuts down.
+                shutdown = await receive()
+
+            if shutdown["type"] != "lifespan.shutdown":
+                await host.abort()
+                return RuntimeError(
+                    f"expected the ASGI message 'lifespan.shutdown', "
+                    f"got {shutdown['type']!r}"
+                )
+
+            await host.drain()
+            if not app_alive:
+                await send({"type": "lifespan.shutdown.complete"})
+                return None
+
+            await to_app_send.send(shutdown)
+            reply = await from_app_receive.receive()
+            if isinstance(reply, _InnerExit):
+                if reply.error is not None:
+                    return reply.error
+
+                reply = {"type": "lifespan.shutdown.complete"}
+                await send(reply)
+                return None
+
+            await send(reply)
+            return await wait_app_exit()
+
+        error: Exception | None = None
+        try:
+            async with anyio.create_task_group() as task_group:
+                try:
+                    error = await converse(task_group)
+                except Exception as exc:
+                    # The server's receive() or send() raised (hypercorn raises from
+                    # send() on a failed startup): stop everything, pass it on.
+                    error = exc
+                    task_group.cancel_scope.cancel()
+        finally:
+            run.supervisor = None
+            to_app_send.close()
+            from_app_receive.close()
+            from_app_send.close()
+            to_app_receive.close()
+
+        if error is not None:
+            raise error
+
+
+@asynccontextmanager
+async def _draining(host: _SupervisorHost) -> AsyncIterator[None]:
+    # Drain at a normal exit; on an error or a cancellation, cancel everything at once
+    # (shielded: it is bounded, the tasks are cancelled) before the error goes on.
+    try:
+        yield
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await host.abort()
+
+        raise
+
+    await host.drain()
+
+
+def background_tasks_lifespan(
+    lifespan: Lifespan | None = None,
+    *,
+    shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
+    name: str | None = None,
+    state_key: str | None = DEFAULT_STATE_KEY,
+) -> Callable[[Any], AbstractAsyncContextManager[dict[str, Any]]]:
+    """
+    Make a Starlette-style ``lifespan=`` callable that owns the app's background tasks.
+
+    The same semantics as :class:`BackgroundTasksMiddleware`, for frameworks that take
+    a lifespan context manager factory (Starlette, FastAPI, ...) rather than a
+    middleware. Order: the supervisor is opened, then ``lifespan`` (if given) is
+    entered; at shutdown the supervisor is drained (stop accepting, wait up to
+    ``shutdown_timeout``, cancel the rest), then ``lifespan`` is exited. The lifespan
+    state is ``lifespan``'s state (a mapping or ``None``) plus the supervisor under
+    ``state_key``; frameworks copy it into every request (``request.state``).
+
+    If the server stops the lifespan with an error or a cancellation, the supervisor's
+    tasks are cancelled at once, without a grace period, before ``lifespan`` exits.
+
+    Example::
+
+        @asynccontextmanager
+        async def lifespan(app):
+            async with httpx.AsyncClient() as client:
+                yield {"client": client}
+
+        app = Starlette(
+            routes=routes,
+            lifespan=background_tasks_lifespan(lifespan, shutdown_timeout=5.0),
+        )
+
+    :param lifespan: the app's own lifespan factory, wrapped by the supervisor
+    :param shutdown_timeout: the grace period, in seconds, given to running background
+        tasks at shutdown before they are cancelled (``None``: wait without limit)
+    :param name: the supervisor's name (shown in logs and in the status)
+    :param state_key: key of the supervisor in the lifespan state, or ``None``
+    :return: a lifespan factory: ``app -> async context manager yielding the state``
+    :raises TypeError: if ``lifespan`` is not callable, or an argument has the wrong
+        type
+    :raises ValueError: if ``shutdown_timeout`` is negative or NaN
+
+    """
+    if lifespan is not None and not callable(lifespan):
+        raise TypeError(
+            f"lifespan must be a callable returning an async context manager or None, "
+            f"got {type(lifespan).__qualname__}"
+        )
+
+    _check_shutdown_timeout(shutdown_timeout)
+    _check_name(name)
+    _check_state_key(state_key)
+
+    def make_state(
+        inner: Mapping[str, Any] | None, supervisor: BackgroundTasks
+    ) -> dict[str, Any]:
+        state = dict(inner) if inner is not None else {}
+        if state_key is not None:
+            state[state_key] = supervisor
+
+        return state
+
+    @asynccontextmanager
+    async def app_lifespan(app: Any) -> AsyncIterator[dict[str, Any]]:
+        # Exceptions are re-raised after the task group has exited, so the framework
+        # sees the original exception rather than an exception group around it.
+        error: Exception | None = None
+        async with anyio.create_task_group() as task_group:
+            host = _SupervisorHost(name=name, shutdown_timeout=shutdown_timeout)
+            supervisor = await host.start(task_group)
+            try:
+                if lifespan is None:
+                    async with _draining(host):
+                        yield make_state(None, supervisor)
+                else:
+                    async with lifespan(app) as inner_state, _draining(host):
+                        yield make_state(inner_state, supervisor)
+            except Exception as exc:
+                error = exc
+            finally:
+                # A no-op after a drain; otherwise (the app's lifespan failed to
+                # start, say) the tasks must not keep the task group open.
+                with anyio.CancelScope(shield=True):
+                    await host.abort()
+
+        if error is not None:
+            raise error
+
+    return app_lifespan

@@ -1,0 +1,861 @@
+"""anyconc.asgi in process: the ASGI lifespan protocol driven by hand, on every backend."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from anyconc import BackgroundTask, BackgroundTasks, create_background_task
+from anyconc.asgi import (
+    BackgroundTasksMiddleware,
+    background_tasks_lifespan,
+    background_tasks_status,
+)
+
+Message = dict[str, Any]
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+# -- a tiny ASGI server, in process ------------------------------------------------------
+
+
+class LifespanServer:
+    """Plays the server's side of the ASGI lifespan protocol against ``app``."""
+
+    def __init__(self, app: Any, *, with_state: bool = True) -> None:
+        self.app = app
+        self.state: dict[str, Any] | None = {} if with_state else None
+        self._to_app_send, self._to_app_receive = anyio.create_memory_object_stream[
+            Message
+        ](2)
+        self._replies_send, self._replies_receive = anyio.create_memory_object_stream[
+            Message
+        ](2)
+        self.error: Exception | None = None
+        self.finished = anyio.Event()
+
+    async def run(self) -> None:
+        scope: dict[str, Any] = {
+            "type": "lifespan",
+            "asgi": {"version": "3.0", "spec_version": "2.0"},
+        }
+        if self.state is not None:
+            scope["state"] = self.state
+
+        try:
+            await self.app(scope, self._to_app_receive.receive, self._replies_send.send)
+        except Exception as exc:
+            self.error = exc
+        finally:
+            self._replies_send.close()
+            self.finished.set()
+
+    async def _exchange(self, message_type: str) -> str | None:
+        await self._to_app_send.send({"type": message_type})
+        try:
+            return str((await self._replies_receive.receive())["type"])
+        except anyio.EndOfStream:
+            return None  # the app returned or raised without replying
+
+    async def startup(self) -> str | None:
+        return await self._exchange("lifespan.startup")
+
+    def close(self) -> None:
+        for stream in (
+            self._to_app_send,
+            self._to_app_receive,
+            self._replies_send,
+            self._replies_receive,
+        ):
+            stream.close()
+
+    async def shutdown(self) -> str | None:
+        return await self._exchange("lifespan.shutdown")
+
+
+@asynccontextmanager
+async def serving(
+    app: Any, *, with_state: bool = True
+) -> AsyncIterator[LifespanServer]:
+    server = LifespanServer(app, with_state=with_state)
+    try:
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(server.run)
+            yield server
+            await server.finished.wait()
+    finally:
+        server.close()
+
+
+async def request(
+    app: Any, path: str = "/", state: dict[str, Any] | None = None
+) -> tuple[int, bytes, dict[str, Any]]:
+    """One HTTP GET through ``app``; returns the status, the body and the scope."""
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    if state is not None:
+        scope["state"] = dict(state)  # servers give each request a shallow copy
+
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    return sent[0]["status"], sent[1]["body"], scope
+
+
+def raw_app(
+    events: list[str],
+    handler: Handler | None = None,
+    *,
+    on_startup: Callable[[], Awaitable[None]] | None = None,
+) -> Any:
+    """A bare ASGI app with a lifespan that records its startup and shutdown."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            assert (await receive())["type"] == "lifespan.startup"
+            events.append("app startup")
+            if on_startup is not None:
+                await on_startup()
+            await send({"type": "lifespan.startup.complete"})
+            assert (await receive())["type"] == "lifespan.shutdown"
+            events.append("app shutdown")
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+        if handler is not None:
+            await handler(scope)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    return app
+
+
+def anyconc_records(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "anyconc"]
+
+
+# -- ownership ---------------------------------------------------------------------------
+
+
+async def test_request_tasks_belong_to_the_lifespan_supervisor() -> None:
+    events: list[str] = []
+    release = anyio.Event()
+    tasks: list[BackgroundTask[str]] = []
+
+    async def job(n: int) -> str:
+        await release.wait()
+        return f"job {n}"
+
+    async def handler(scope: dict[str, Any]) -> None:
+        tasks.append(create_background_task(job(len(tasks)), name=f"job-{len(tasks)}"))
+
+    middleware = BackgroundTasksMiddleware(raw_app(events, handler), name="web")
+    assert middleware.supervisor is None
+    async with serving(middleware) as server:
+        assert await server.startup() == "lifespan.startup.complete"
+        supervisor = middleware.supervisor
+        assert isinstance(supervisor, BackgroundTasks)
+        assert supervisor.name == "web"
+        assert server.state == {"background_tasks": supervisor}
+
+        for _ in range(3):
+            status, body, scope = await request(middleware, state=server.state)
+            assert (status, body) == (200, b"ok")
+            assert scope["state"]["background_tasks"] is supervisor
+
+        # The handlers have returned; their tasks are still running, owned by the app.
+        assert supervisor.active == tuple(tasks)
+        assert [t.name for t in supervisor.active] == ["job-0", "job-1", "job-2"]
+        assert not any(t.done() for t in tasks)
+
+        release.set()
+        assert await server.shutdown() == "lifespan.shutdown.complete"
+
+    assert server.error is None
+    assert [t.result() for t in tasks] == ["job 0", "job 1", "job 2"]
+    assert events == ["app startup", "app shutdown"]
+    assert middleware.supervisor is None
+
+
+async def test_request_state_is_filled_even_if_the_server_did_not_copy_it() -> None:
+    seen: list[Any] = []
+
+    async def handler(scope: dict[str, Any]) -> None:
+        seen.append(scope["state"]["background_tasks"])
+
+    middleware = BackgroundTasksMiddleware(raw_app([], handler))
+    async with serving(middleware, with_state=False) as server:
+        assert await server.startup() == "lifespan.startup.complete"
+        await request(middleware)  # no "state" in the scope at all
+        assert seen == [middleware.supervisor]
+        assert await server.shutdown() == "lifespan.shutdown.complete"
+
+
+async def test_state_key_none_leaves_the_state_alone() -> None:
+    middleware = BackgroundTasksMiddleware(raw_app([]), state_key=None)
+    async with serving(middleware) as server:
+        assert await server.startup() == "lifespan.startup.complete"
+        assert server.state == {}
+        _, _, scope = await request(middleware, state=server.state)
+        assert scope["state"] == {}
+        assert await server.shutdown() == "lifespan.shutdown.complete"
+
+
+async def test_tasks_created_by_the_apps_own_startup_belong_to_the_supervisor() -> None:
+    events: list[str] = []
+    tasks: list[BackgroundTask[None]] = []
+
+    async def warm_cache() -> None:
+        await anyio.sleep_forever()
+
+    async def on_startup() -> None:
+        tasks.append(create_background_task(warm_cache(), name="warm-cache"))
+
+    middleware = BackgroundTasksMiddleware(
+        raw_app(events, on_startup=on_startup), shutdown_timeout=0
+    )
+    async with serving(middleware) as server:
+        assert await server.startup() == "lifespan.startup.complete"
+        assert middleware.supervisor is not None
+        assert middleware.supervisor.active == tuple(tasks)
+        assert await server.shutdown() == "lifespan.shutdown.complete"
+
+    assert tasks[0].cancelled()
+
+
+# -- draining, grace period, cancel ------------------------------------------------------
+
+
+@pytest.mark.virtual_time
+async def test_shutdown_drains_before_passing_shutdown_to_the_app() -> None:
+    events: list[str] = []
+    times: dict[str, float] = {}
+
+    async def job(n: int) -> int:
+        await anyio.sleep(n)
+        events.append(f"job {n} done")
+        return n
+
+    async def handler(scope: dict[str, Any]) -> None:
+        for n in (3, 1, 2):
+            create_background_task(job(n), name=f"job-{n}")
+
+    middleware = BackgroundTasksMiddleware(
+        raw_app(events, handler), shutdown_timeout=10
+    )
+    async with serving(middleware) as server:
+        assert await server.startup() == "lifespan.startup.complete"
+        await request(middleware, state=server.state)
+        start = anyio.current_time()
+        assert await server.shutdown() == "lifespan.shutdown.complete"
+        times["shutdown complete"] = anyio.current_time() - start
+
+    assert events == [
+        "app startup",
+        "job 1 done",
+        "job 2 done",
+        "job 3 done",
+        "app shutdown",  # only after the supervisor was drained
+    ]
+    assert times["shutdown complete"] == pytest.approx(3, abs=1e-6)
+
+
+@pytest.mark.virtual_time
+async def test_grace_period_then_cancel_and_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="anyconc")
+    events: list[str] = []
+    tasks: dict[str, BackgroundTask[str]] = {}
+    cancelled_at: list[float] = []
+
+    async def quick() -> str:
+        await anyio.sleep(2)
+        return "quick done"
+
+    async def slow() -> str:
+        try:
+            await anyio.sleep(100)
+        except anyio.get_cancelled_exc_class():
+            cancelled_at.append(anyio.current_time())
+            raise
+        return "slow done"
+
+    async def handler(scope: dict[str, Any]) -> None:
+        tasks["quick"] = create_background_task(quick(), name="quick")
+        tasks["slow"] = create_background_task(slow(), name="slow")
+
+    middleware = BackgroundTasksMiddleware(
+        raw_app(events, handler), shutdown_timeout=5, name="web"
+    )
+    async with serving(middleware) as server:
+        assert await server.startup() == "lifespan.startup.complete"
+        await request(middleware, state=server.state)
+        start = anyio.current_time()
+        assert await server.shutdown() == "lifespan.shutdown.complete"
+        elapsed = anyio.current_time() - start
+
+    assert elapsed == pytest.approx(5, abs=1e-6)
+    assert cancelled_at[0] - start == pytest.approx(5, abs=1e-6)
+    assert tasks["quick"].result() == "quick done"
+    assert tasks["slow"].cancelled()
+    assert events == ["app startup", "app shutdown"]
+    messages = anyconc_records(caplog)
+    assert messages == [
+        "background tasks 'web': shutdown: waiting up to 5 s for 2 running "
+        "background task(s)",
+        "cancelling background task 'slow' at shutdown of 'web'",
+        "background tasks 'web': shutdown: 1 background task(s) finished, 1 cancelled",
+    ]
+    warning = next(r for r in caplog.records if "cancelling" in r.getMessage())
+    assert warning.levelno == logging.WARNING
+
+
+@pytest.mark.virtual_time
+async def test_no_grace_limit_waits_for_every_task() -> None:
+    done: list[float] = []
+
+    async def job() -> None:
+        await anyio.sleep(3600)
+        done.append(anyio.current_time())
+
+    async def handler(scope: dict[str, Any]) -> None:
+        create_background_task(job())
+
+    middleware = BackgroundTasksMiddleware(raw_app([], handler), shutdown_timeout=None)
+    async with serving(middleware) as server:
+        assert await server.startup() == "lifespan.startup.complete"
+        start = anyio.current_time()
+        await request(middleware, state=server.state)
+        assert await server.shutdown() == "lifespan.shutdown.complete"
+        assert anyio.current_time() - start == pytest.approx(3600, abs=1e-6)
+
+    assert len(done) == 1
+
+
+async def test_new_tasks_are_refused_while_draining() -> None:
+    refused: list[str] = []
+    late_owner: list[str | None] = []
+    release = anyio.Event()
+
+    async def first() -> None:
+        await release.wait()
+        supervisor = server.state["background_tasks"]  # type: ignore[index]
+        # Shutting down: the app's supervisor no longer accepts tasks...
+        try:
+            supervisor.create_task(anyio.sleep(0), name="late")
+        except RuntimeError as exc:
+            refused.append(str(exc))
+        # ... and is no longer the owner: create_background_task() falls back to the
+        # run-wide default supervisor (the behaviour of anyconc._background).
+        late = create_background_task(anyio.sleep(0), name="late")
+        late_owner.append(background_tasks_status()["supervisor"])
+        await late
+
+    async def handler(scope: dict[str, Any]) -> None:
+        create_background_task(first(), name="first")
+
+    middleware = BackgroundTasksMiddleware(raw_app([], handler), name="web")
+    async with serving(middleware) as server, anyio.create_task_group() as tg:
+        assert await server.startup() == "lifespan.startup.complete"
+        await request(middleware, state=server.state)
+        tg.start_soon(server.shutdown)
+        await anyio.wait_all_tasks_blocked()
+        release.set()
+
+    assert refused == [
+        "the background tasks supervisor 'web' is not accepting new tasks "
+        "(not entered yet, or shutting down)"
+    ]
+    assert late_owner == ["anyconc default"]
+
+
+# -- status --------------------------------------------------------------------------------
+
+
+@pytest.mark.virtual_time
+async def test_status_counts_names_and_ages() -> None:
+    release = anyio.Event()
+
+    async def job() -> None:
+        await release.wait()
+
+    middleware = BackgroundTasksMiddleware(raw_app([]), name="web")
+    async with serving(middleware) as server:
+        assert await server.startup() == "lifespan.startup.complete"
+        assert middleware.status() == {
+            "supervisor": "web",
+            "active_tasks": 0,
+            "tasks": [],
+        }
+        create_background_task(job(), name="a")
+        await anyio.sleep(2)
+        create_background_task(job(), name="b")
+        await anyio.sleep(1.5)
+        status = middleware.status()
+        assert status["supervisor"] == "web"
+        assert status["active_tasks"] == 2
+        assert [t["name"] for t in status["tasks"]] == ["a", "b"]
+        assert status["tasks"][0]["age"] == pytest.approx(3.5, abs=1e-6)
+        assert status["tasks"][1]["age"] == pytest.approx(1.5, abs=1e-6)
+        # The same through the state (a status endpoint's view), and as the owner.
+        supervisor = server.state["background_tasks"]  # type: ignore[index]
+        assert background_tasks_status(supervisor) == status
+        assert background_tasks_status() == status
+
+        release.set()
+        await anyio.wait_all_tasks_blocked()
+        assert middleware.status()["active_tasks"] == 0
+        assert await server.shutdown() == "lifespan.shutdown.complete"
+
+
+async def test_status_without_any_supervisor_is_empty() -> None:
+    assert background_tasks_status() == {
+        "supervisor": None,
+        "active_tasks": 0,
+        "tasks": [],
+    }
+
+
+def test_status_outside_an_event_loop_raises() -> None:
+    with pytest.raises(anyio.NoEventLoopError):
+        background_tasks_status()
+
+
+def test_status_rejects_what_is_not_a_supervisor() -> None:
+    with pytest.raises(
+        TypeError, match=r"^supervisor must be a BackgroundTasks, got dict$"
+    ):
+        background_tasks_status({})  # type: ignore[arg-type]
+
+
+# -- servers and apps without lifespan ---------------------------------------------------
+
+
+async def test_server_without_lifespan_warns_once_and_uses_the_default_supervisor(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tasks: list[BackgroundTask[int]] = []
+
+    async def job(n: int) -> int:
+        await anyio.sleep(0)
+        return n
+
+    async def handler(scope: dict[str, Any]) -> None:
+        tasks.append(create_background_task(job(len(tasks)), name="job"))
+        # Nothing is put in the state without a lifespan supervisor.
+        assert "background_tasks" not in scope.get("state", {})
+
+    middleware = BackgroundTasksMiddleware(raw_app([], handler))
+    for _ in range(2):
+        assert (await request(middleware))[:2] == (200, b"ok")
+
+    assert middleware.supervisor is None
+    status = middleware.status()
+    assert status["supervisor"] == "anyconc default"
+    assert [t["name"] for t in status["tasks"]] == ["job", "job"]
+    assert [await t for t in tasks] == [0, 1]
+
+    warnings = [r for r in caplog.records if r.name == "anyconc"]
+    assert len(warnings) == 1
+    assert warnings[0].levelno == logging.WARNING
+    assert (
+        "the server did not run the ASGI lifespan protocol" in warnings[0].getMessage()
+    )
+    assert "run-wide default supervisor" in warnings[0].getMessage()
+
+
+async def test_requests_after_the_lifespan_do_not_warn(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    middleware = BackgroundTasksMiddleware(raw_app([]))
+    async with serving(middleware) as server:
+        assert await server.startup() == "lifespan.startup.complete"
+        await request(middleware, state=server.state)
+        assert await server.shutdown() == "lifespan.shutdown.complete"
+
+    # A request after the lifespan ended (a draining server's last one) is served, but
+    # the lifespan was seen in this run: no misleading "no lifespan" warning.
+    assert (await request(middleware))[:2] == (200, b"ok")
+    assert anyconc_records(caplog) == []
+
+
+@pytest.mark.parametrize("behaviour", ["raises", "returns"])
+async def test_app_without_lifespan_support_still_gets_a_supervisor(
+    behaviour: str,
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            if behaviour == "raises":
+                raise RuntimeError("only http is supported")
+            return
+
+        create_background_task(anyio.sleep(0), name="job")
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    middleware = BackgroundTasksMiddleware(app)
+    async with serving(middleware) as server:
+        assert await server.startup() == "lifespan.startup.complete"
+        supervisor = middleware.supervisor
+        assert supervisor is not None
+        status, _, _ = await request(middleware, state=server.state)
+        assert status == 204
+        assert [t.name for t in supervisor.active] == ["job"]
+        assert await server.shutdown() == "lifespan.shutdown.complete"
+
+    assert server.error is None
+    assert supervisor.active == ()
+
+
+# -- failures of the wrapped app ---------------------------------------------------------
+
+
+async def test_startup_failed_message_is_passed_on_and_tasks_cancelled() -> None:
+    tasks: list[BackgroundTask[None]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "lifespan.startup"
+        tasks.append(create_background_task(anyio.sleep_forever(), name="early"))
+        await send({"type": "lifespan.startup.failed", "message": "no database"})
+        raise ConnectionError("no database")
+
+    middleware = BackgroundTasksMiddleware(app, shutdown_timeout=None)
+    async with serving(middleware) as server:
+        assert await server.startup() == "lifespan.startup.failed"
+
+    # The app's own exception reaches the server, unwrapped.
+    assert type(server.error) is ConnectionError
+    assert str(server.error) == "no database"
+    assert tasks[0].cancelled()
+    assert middleware.supervisor is None
+
+
+async def test_startup_exception_is_raised_unwrapped_and_tasks_cancelled() -> None:
+    tasks: list[BackgroundTask[None]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        tasks.append(create_background_task(anyio.sleep_forever(), name="early"))
+        raise KeyError("config")
+
+    middleware = BackgroundTasksMiddleware(app, shutdown_timeout=None)
+    async with serving(middleware) as server:
+        assert await server.startup() is None
+
+    assert type(server.error) is KeyError
+    assert tasks[0].cancelled()
+
+
+async def test_app_lifespan_crash_while_serving_cancels_tasks() -> None:
+    crash = anyio.Event()
+    tasks: list[BackgroundTask[None]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await crash.wait()
+        raise OSError("pool died")
+
+    middleware = BackgroundTasksMiddleware(app, shutdown_timeout=None)
+    async with serving(middleware) as server:
+        assert await server.startup() == "lifespan.startup.complete"
+        tasks.append(create_background_task(anyio.sleep_forever(), name="job"))
+        crash.set()
+
+    assert type(server.error) is OSError
+    assert tasks[0].cancelled()
+    assert middleware.supervisor is None
+
+
+async def test_app_shutdown_failure_is_passed_on_after_the_drain() -> None:
+    events: list[str] = []
+
+    async def job() -> None:
+        await anyio.sleep(0.01)
+        events.append("job done")
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        events.append("app shutdown")
+        await send({"type": "lifespan.shutdown.failed", "message": "flush failed"})
+
+    middleware = BackgroundTasksMiddleware(app)
+    async with serving(middleware) as server:
+        assert await server.startup() == "lifespan.startup.complete"
+        create_background_task(job())
+        assert await server.shutdown() == "lifespan.shutdown.failed"
+
+    assert events == ["job done", "app shutdown"]
+    assert server.error is None
+
+
+@pytest.mark.virtual_time
+@pytest.mark.parametrize("phase", ["startup", "serving", "draining"])
+async def test_lifespan_cancelled_by_the_server_cancels_everything_at_once(
+    phase: str,
+) -> None:
+    tasks: list[BackgroundTask[None]] = []
+    hang_startup = anyio.Event()
+
+    async def on_startup() -> None:
+        tasks.append(create_background_task(anyio.sleep(100), name="job"))
+        if phase == "startup":
+            await anyio.sleep_forever()
+        hang_startup.set()
+
+    middleware = BackgroundTasksMiddleware(
+        raw_app([], on_startup=on_startup), shutdown_timeout=50
+    )
+    start = anyio.current_time()
+    with anyio.move_on_after(1):
+        async with serving(middleware) as server:
+            # In the "startup" phase, the app's startup hangs: no reply ever comes.
+            assert await server.startup() == "lifespan.startup.complete"
+            if phase == "draining":
+                await server.shutdown()  # never completes: the grace period is 50 s
+            await anyio.sleep_forever()
+
+    assert anyio.current_time() - start == pytest.approx(1, abs=1e-6)
+    assert tasks[0].cancelled()
+    assert middleware.supervisor is None
+
+
+# -- the Starlette lifespan helper -------------------------------------------------------
+
+
+@pytest.mark.virtual_time
+async def test_starlette_lifespan_helper_orders_and_exposes_the_supervisor() -> None:
+    events: list[str] = []
+
+    @asynccontextmanager
+    async def app_lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        events.append("app startup")
+        yield {"db": "connection"}
+        events.append("app shutdown")
+
+    async def job() -> None:
+        await anyio.sleep(4)
+        events.append("job done")
+
+    async def notify(request: Request) -> JSONResponse:
+        task = create_background_task(job(), name="notify")
+        return JSONResponse(
+            {
+                "db": request.state.db,
+                "owned": task in request.state.background_tasks.active,
+            }
+        )
+
+    async def status(request: Request) -> JSONResponse:
+        return JSONResponse(background_tasks_status(request.state.background_tasks))
+
+    app = Starlette(
+        routes=[Route("/notify", notify), Route("/status", status)],
+        lifespan=background_tasks_lifespan(
+            app_lifespan, shutdown_timeout=10, name="starlette"
+        ),
+    )
+    async with serving(app) as server:
+        assert await server.startup() == "lifespan.startup.complete"
+        assert server.state is not None
+        assert set(server.state) == {"db", "background_tasks"}
+        status_code, body, _ = await request(app, "/notify", server.state)
+        assert (status_code, body) == (200, b'{"db":"connection","owned":true}')
+        await anyio.sleep(1)
+        _, body, _ = await request(app, "/status", server.state)
+        assert body == (
+            b'{"supervisor":"starlette","active_tasks":1,'
+            b'"tasks":[{"name":"notify","age":1.0}]}'
+        )
+        start = anyio.current_time()
+        assert await server.shutdown() == "lifespan.shutdown.complete"
+        assert anyio.current_time() - start == pytest.approx(3, abs=1e-6)
+
+    assert events == ["app startup", "job done", "app shutdown"]
+
+
+@pytest.mark.virtual_time
+async def test_starlette_lifespan_helper_without_inner_lifespan_cancels_after_grace(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tasks: list[BackgroundTask[None]] = []
+
+    async def start_job(request: Request) -> JSONResponse:
+        tasks.append(create_background_task(anyio.sleep(60), name="long"))
+        return JSONResponse({})
+
+    app = Starlette(
+        routes=[Route("/", start_job)],
+        lifespan=background_tasks_lifespan(shutdown_timeout=2, state_key="bg"),
+    )
+    async with serving(app) as server:
+        assert await server.startup() == "lifespan.startup.complete"
+        assert server.state is not None
+        assert list(server.state) == ["bg"]
+        await request(app, "/", server.state)
+        start = anyio.current_time()
+        assert await server.shutdown() == "lifespan.shutdown.complete"
+        assert anyio.current_time() - start == pytest.approx(2, abs=1e-6)
+
+    assert tasks[0].cancelled()
+    assert "cancelling background task 'long' at shutdown of None" in (
+        anyconc_records(caplog)
+    )
+
+
+async def test_starlette_lifespan_helper_startup_failure_is_unwrapped() -> None:
+    tasks: list[BackgroundTask[None]] = []
+
+    @asynccontextmanager
+    async def app_lifespan(app: Starlette) -> AsyncIterator[None]:
+        tasks.append(create_background_task(anyio.sleep_forever(), name="early"))
+        raise ConnectionRefusedError("database")
+        yield
+
+    app = Starlette(lifespan=background_tasks_lifespan(app_lifespan))
+    async with serving(app) as server:
+        assert await server.startup() == "lifespan.startup.failed"
+
+    assert type(server.error) is ConnectionRefusedError
+    assert tasks[0].cancelled()
+
+
+async def test_middleware_around_starlette_with_its_own_lifespan() -> None:
+    events: list[str] = []
+
+    @asynccontextmanager
+    async def app_lifespan(app: Starlette) -> AsyncIterator[None]:
+        events.append("app startup")
+        yield
+        events.append("app shutdown")
+
+    async def job() -> None:
+        await anyio.sleep(0.01)
+        events.append("job done")
+
+    async def start_job(request: Request) -> JSONResponse:
+        create_background_task(job())
+        return JSONResponse({"supervisor": request.state.background_tasks.name})
+
+    app = BackgroundTasksMiddleware(
+        Starlette(routes=[Route("/", start_job)], lifespan=app_lifespan), name="mw"
+    )
+    async with serving(app) as server:
+        assert await server.startup() == "lifespan.startup.complete"
+        assert (await request(app, "/", server.state))[1] == b'{"supervisor":"mw"}'
+        assert await server.shutdown() == "lifespan.shutdown.complete"
+
+    assert events == ["app startup", "job done", "app shutdown"]
+
+
+# -- arguments, run portability ----------------------------------------------------------
+
+
+def test_bad_arguments() -> None:
+    app = raw_app([])
+    with pytest.raises(
+        TypeError, match=r"^app must be an ASGI application \(a callable\), got str$"
+    ):
+        BackgroundTasksMiddleware("app")  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError, match=r"^shutdown_timeout must be a number or None, got str$"
+    ):
+        BackgroundTasksMiddleware(app, shutdown_timeout="5")  # type: ignore[arg-type]
+    with pytest.raises(
+        ValueError, match=r"^shutdown_timeout must not be negative, got -1$"
+    ):
+        BackgroundTasksMiddleware(app, shutdown_timeout=-1)
+    with pytest.raises(
+        ValueError, match=r"^shutdown_timeout must not be negative, got nan$"
+    ):
+        BackgroundTasksMiddleware(app, shutdown_timeout=math.nan)
+    with pytest.raises(TypeError, match=r"^name must be a string or None, got int$"):
+        BackgroundTasksMiddleware(app, name=1)  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError, match=r"^state_key must be a string or None, got bytes$"
+    ):
+        BackgroundTasksMiddleware(app, state_key=b"k")  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError,
+        match=r"^lifespan must be a callable returning an async context manager or "
+        r"None, got int$",
+    ):
+        background_tasks_lifespan(42)  # type: ignore[arg-type]
+    with pytest.raises(
+        ValueError, match=r"^shutdown_timeout must not be negative, got -0.5$"
+    ):
+        background_tasks_lifespan(shutdown_timeout=-0.5)
+
+
+async def test_unexpected_first_lifespan_message_is_an_error() -> None:
+    middleware = BackgroundTasksMiddleware(raw_app([]))
+
+    async def receive() -> Message:
+        return {"type": "lifespan.shutdown"}
+
+    async def send(message: Message) -> None:
+        raise AssertionError("nothing must be sent")
+
+    with pytest.raises(
+        RuntimeError,
+        match=r"^expected the ASGI message 'lifespan.startup', got 'lifespan.shutdown'$",
+    ):
+        await middleware({"type": "lifespan"}, receive, send)
+
+
+MODULE_MIDDLEWARE = BackgroundTasksMiddleware(raw_app([]), name="portable")
+
+
+def test_one_middleware_serves_runs_on_every_backend_in_turn() -> None:
+    async def one_run() -> tuple[str, list[str]]:
+        names: list[str] = []
+
+        async def job() -> None:
+            await anyio.sleep(0)
+            names.append("done")
+
+        async with serving(MODULE_MIDDLEWARE) as server:
+            assert await server.startup() == "lifespan.startup.complete"
+            supervisor = MODULE_MIDDLEWARE.supervisor
+            assert supervisor is not None
+            create_background_task(job(), name="job")
+            assert await server.shutdown() == "lifespan.shutdown.complete"
+        assert MODULE_MIDDLEWARE.supervisor is None
+        return str(supervisor.name), names
+
+    for backend in ("asyncio", "trio", "asyncio"):
+        assert anyio.run(one_run, backend=backend) == ("portable", ["done"])
+
+    assert MODULE_MIDDLEWARE.supervisor is None
