@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import anyio
 from anyio import CancelScope
+from anyio.lowlevel import checkpoint_if_cancelled
 
 __all__ = ["Timeout", "shield", "timeout"]
 
@@ -191,6 +192,9 @@ async def shield(aw: Awaitable[T]) -> T:
     try:
         async with anyio.create_task_group() as group:
             group.start_soon(run, name=f"anyconc.shield({aw!r})")
+        # trio lets a nursery exit normally when the cancellation arrived while it
+        # waited for its (shielded) child: deliver it now, on every backend.
+        await checkpoint_if_cancelled()
     except BaseException:
         if outcome and not outcome[0][0]:
             logger.error(
