@@ -7,6 +7,7 @@ import logging
 import math
 import sys
 from collections.abc import Coroutine
+from inspect import CORO_CREATED, getcoroutinestate
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -59,15 +60,21 @@ class BackgroundTask(Task[T]):
 
     """
 
-    __slots__ = ("_in_block", "started_at")
+    __slots__ = ("_cancel_requested", "_in_block", "started_at")
 
     def __init__(self, coro: Coroutine[Any, Any, T], name: str | None) -> None:
         super().__init__(coro, name)
         self._in_block = False
+        # cancel() before the supervisor could start the task: applied when it starts.
+        self._cancel_requested = False
         #: The event-loop time (``anyio.current_time()``) at which the task was created.
         self.started_at = anyio.current_time()
 
     async def _run_in_background(self) -> None:
+        if self._cancel_requested:
+            self._close_unstarted()
+            return
+
         await self._run(propagate=False)
         if (
             self._state == _FAILED
@@ -78,6 +85,17 @@ class BackgroundTask(Task[T]):
             logger.error(
                 "background task %r failed", self._name, exc_info=self._exception
             )
+
+    def cancel(self) -> bool:
+        coro = self._coro
+        if coro is not None and getcoroutinestate(coro) == CORO_CREATED:
+            # Not started yet: it never will be (as with asyncio.Task.cancel()).
+            self._cancel_requested = True
+            return True
+
+        return super().cancel()
+
+    cancel.__doc__ = Task.cancel.__doc__
 
     def _close_unstarted(self) -> None:
         # The supervisor's run ended before the task could start: it counts as

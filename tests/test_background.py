@@ -1,0 +1,470 @@
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+import warnings
+
+import anyio
+import pytest
+
+import anyconc
+from anyconc import (
+    BackgroundTask,
+    BackgroundTasks,
+    TaskCancelled,
+    create_background_task,
+)
+
+
+async def test_returns_at_once_and_outlives_the_caller() -> None:
+    sent: list[str] = []
+    handles: list[BackgroundTask[str]] = []
+
+    async def send_email(to: str) -> str:
+        await anyio.sleep(0.01)
+        sent.append(to)
+        return "sent"
+
+    async def handler() -> dict[str, str]:
+        handles.append(create_background_task(send_email("ada@example.com")))
+        return {"status": "ok"}
+
+    # The handler's task group is gone before the email is sent.
+    async with anyio.create_task_group() as group:
+        group.start_soon(handler)
+
+    assert sent == []
+    assert not handles[0].done()
+    assert await handles[0] == "sent"
+    assert sent == ["ada@example.com"]
+
+
+async def test_cancel_before_the_task_started() -> None:
+    ran: list[str] = []
+
+    async def job() -> None:
+        ran.append("ran")
+
+    task = create_background_task(job())
+    assert task.cancel() is True
+    await task.wait()
+    assert task.cancelled()
+    assert ran == []
+
+
+async def test_handle_surface() -> None:
+    gate = anyio.Event()
+
+    async def job() -> int:
+        await gate.wait()
+        return 42
+
+    task = create_background_task(job(), name="answer")
+    assert isinstance(task, BackgroundTask)
+    assert isinstance(task, anyconc.Task)
+    assert task.name == "answer"
+    assert not task.done()
+    with pytest.raises(anyconc.TaskNotFinished):
+        task.result()
+    gate.set()
+    assert await task == 42
+    assert task.done() and not task.cancelled()
+    assert task.result() == 42
+    assert task.exception() is None
+
+
+async def test_cancel_a_background_task() -> None:
+    cleaned = anyio.Event()
+
+    async def forever() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cleaned.set()
+
+    task = create_background_task(forever())
+    await anyio.wait_all_tasks_blocked()
+    assert task.cancel() is True
+    await task.wait()
+    assert cleaned.is_set()
+    assert task.cancelled()
+    assert task.cancel() is False
+    with pytest.raises(TaskCancelled):
+        task.result()
+    with pytest.raises(TaskCancelled):
+        await task
+
+
+async def test_failure_is_kept_on_the_handle_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def boom() -> None:
+        raise ValueError("lost email")
+
+    async def fine() -> str:
+        await anyio.sleep(0)
+        return "fine"
+
+    with caplog.at_level(logging.ERROR, logger="anyconc"):
+        failing = create_background_task(boom(), name="boom")
+        sibling = create_background_task(fine())
+        assert await sibling == "fine"
+        await failing.wait()
+
+    records = [r for r in caplog.records if r.name == "anyconc"]
+    assert len(records) == 1
+    assert records[0].getMessage() == "background task 'boom' failed"
+    assert records[0].exc_info is not None
+    assert isinstance(records[0].exc_info[1], ValueError)
+    assert isinstance(failing.exception(), ValueError)
+    # the supervisor is unharmed: it still runs tasks
+    assert await create_background_task(fine()) == "fine"
+
+
+async def test_failure_retrieved_by_an_awaiter_is_not_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def boom() -> None:
+        await anyio.sleep(0)
+        raise ValueError("seen")
+
+    with caplog.at_level(logging.ERROR, logger="anyconc"):
+        task = create_background_task(boom())
+        with pytest.raises(ValueError, match="seen") as info:
+            await task
+
+    assert info.value is task.exception()
+    assert [r for r in caplog.records if r.name == "anyconc"] == []
+
+
+async def test_failure_retrieved_by_a_done_callback_is_not_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[BaseException | None] = []
+
+    async def boom() -> None:
+        await anyio.sleep(0)
+        raise ValueError("cb")
+
+    with caplog.at_level(logging.ERROR, logger="anyconc"):
+        task = create_background_task(boom())
+        task.add_done_callback(lambda t: seen.append(t.exception()))
+        await anyio.wait_all_tasks_blocked()
+        while not task.done():
+            await anyio.sleep(0)
+
+    assert [str(e) for e in seen] == ["cb"]
+    assert [r for r in caplog.records if r.name == "anyconc"] == []
+
+
+async def test_context_manager_cancels_and_awaits_at_exit() -> None:
+    events: list[str] = []
+
+    async def job() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            events.append("job cleaned up")
+
+    async with create_background_task(job()) as task:
+        await anyio.wait_all_tasks_blocked()
+        events.append("block")
+
+    assert events == ["block", "job cleaned up"]
+    assert task.cancelled()
+
+
+async def test_context_manager_raises_the_tasks_own_failure() -> None:
+    async def boom() -> None:
+        raise KeyError("job")
+
+    with pytest.raises(KeyError, match="job"):
+        async with create_background_task(boom()):
+            await anyio.sleep(0.01)
+
+
+async def test_context_manager_does_not_mask_the_blocks_exception() -> None:
+    async def boom() -> None:
+        raise KeyError("job")
+
+    with pytest.raises(RuntimeError, match="block"):
+        async with create_background_task(boom()):
+            await anyio.sleep(0.01)
+            raise RuntimeError("block")
+
+
+async def test_context_manager_exit_under_cancellation_still_waits() -> None:
+    cleaned = anyio.Event()
+
+    async def job() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0)
+            cleaned.set()
+
+    with anyio.CancelScope() as scope:
+        async with create_background_task(job()) as task:
+            await anyio.wait_all_tasks_blocked()
+            scope.cancel()
+            await anyio.sleep_forever()
+
+    assert cleaned.is_set()
+    assert task.cancelled()
+
+
+async def test_background_tasks_owns_create_background_task() -> None:
+    async def job() -> int:
+        await anyio.sleep(0)
+        return 1
+
+    async with BackgroundTasks(name="outer") as outer:
+        first = create_background_task(job())
+        assert outer.active == (first,)
+        async with BackgroundTasks(name="inner") as inner:
+            second = create_background_task(job())
+            assert inner.active == (second,)
+            assert outer.active == (first,)
+        third = create_background_task(job())
+        assert third in outer.active
+
+    assert outer.active == ()
+    assert [first.result(), second.result(), third.result()] == [1, 1, 1]
+
+
+async def test_ownership_reaches_other_tasks_of_the_run() -> None:
+    owner_seen: list[bool] = []
+    gate = anyio.Event()
+
+    async def handler(tasks: BackgroundTasks) -> None:
+        task = create_background_task(gate.wait())
+        owner_seen.append(task in tasks.active)
+
+    async with BackgroundTasks() as tasks:
+        async with anyio.create_task_group() as group:
+            group.start_soon(handler, tasks)
+        gate.set()
+
+    assert owner_seen == [True]
+
+
+@pytest.mark.virtual_time
+async def test_shutdown_waits_up_to_the_timeout_then_cancels(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    finished: list[str] = []
+
+    async def job(name: str, duration: float) -> None:
+        try:
+            await anyio.sleep(duration)
+            finished.append(name)
+        except anyio.get_cancelled_exc_class():
+            finished.append(f"{name} cancelled at {anyio.current_time() - start}")
+            raise
+
+    start = anyio.current_time()
+    with caplog.at_level(logging.WARNING, logger="anyconc"):
+        async with BackgroundTasks(name="app", shutdown_timeout=5) as tasks:
+            tasks.create_task(job("short", 3))
+            long = tasks.create_task(job("long", 60), name="long")
+
+    assert anyio.current_time() - start == pytest.approx(5)
+    assert finished == ["short", "long cancelled at 5.0"]
+    assert long.cancelled()
+    messages = [r.getMessage() for r in caplog.records if r.name == "anyconc"]
+    assert messages == ["cancelling background task 'long' at shutdown of 'app'"]
+
+
+@pytest.mark.virtual_time
+async def test_shutdown_without_timeout_waits_for_everything() -> None:
+    start = anyio.current_time()
+    async with BackgroundTasks() as tasks:
+        task = tasks.create_task(anyio.sleep(100))
+
+    assert anyio.current_time() - start == pytest.approx(100)
+    assert task.done() and not task.cancelled()
+
+
+async def test_shutdown_stops_accepting() -> None:
+    attempts: list[str] = []
+
+    async def late(tasks: BackgroundTasks) -> None:
+        await anyio.sleep(0.01)
+        coro = anyio.sleep(0)
+        try:
+            tasks.create_task(coro)
+        except RuntimeError as exc:
+            attempts.append(str(exc))
+        assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+
+    async with BackgroundTasks(name="app") as tasks:
+        tasks.create_task(late(tasks))
+
+    assert attempts == [
+        "the background tasks supervisor 'app' is not accepting new tasks "
+        "(not entered yet, or shutting down)"
+    ]
+
+
+async def test_cancelled_host_cancels_the_tasks_at_once() -> None:
+    results: list[str] = []
+
+    async def job() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            results.append("cancelled")
+
+    with anyio.CancelScope() as scope:
+        async with BackgroundTasks(shutdown_timeout=1000) as tasks:
+            tasks.create_task(job())
+            await anyio.wait_all_tasks_blocked()
+            scope.cancel()
+
+    assert results == ["cancelled"]
+
+
+def test_tasks_left_at_the_end_of_a_run_are_cancelled_cleanly() -> None:
+    cleanups: list[str] = []
+
+    async def forever(name: str) -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cleanups.append(name)
+
+    async def main(fail: bool) -> None:
+        create_background_task(forever("started"))
+        await anyio.wait_all_tasks_blocked()
+        create_background_task(forever("never started"))
+        if fail:
+            raise LookupError("the run fails")
+
+    threads_before = threading.active_count()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for backend in ("asyncio", "trio", "asyncio"):
+            for fail in (False, True):
+                cleanups.clear()
+                if fail:
+                    with pytest.raises(LookupError):
+                        anyio.run(main, fail, backend=backend)
+                else:
+                    anyio.run(main, fail, backend=backend)
+                # A task that had started ran its cleanup; one that had not was closed.
+                assert "started" in cleanups, backend
+
+    assert threading.active_count() <= threads_before
+
+
+def test_background_tasks_supervisor_is_run_portable() -> None:
+    async def main() -> int:
+        async with BackgroundTasks(name="app") as tasks:
+            task = tasks.create_task(anyio.sleep(0))
+        return len(tasks.active) + (task.done() is True)
+
+    for backend in ("asyncio", "trio", "asyncio"):
+        assert anyio.run(main, backend=backend) == 1
+
+
+async def test_bad_arguments() -> None:
+    async def job() -> None:
+        pass
+
+    with pytest.raises(TypeError, match=r"call it: create_background_task\("):
+        create_background_task(job)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"expects a coroutine object, got int"):
+        create_background_task(42)  # type: ignore[arg-type]
+    with pytest.raises(
+        ValueError, match=r"shutdown_timeout must not be negative, got -1"
+    ):
+        BackgroundTasks(shutdown_timeout=-1)
+    with pytest.raises(
+        TypeError, match=r"shutdown_timeout must be a number or None, got str"
+    ):
+        BackgroundTasks(shutdown_timeout="1")  # type: ignore[arg-type]
+    supervisor = BackgroundTasks()
+    coro = job()
+    with pytest.raises(RuntimeError, match="not accepting new tasks"):
+        supervisor.create_task(coro)
+    assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+
+
+def test_create_background_task_outside_a_loop() -> None:
+    async def job() -> None:
+        pass
+
+    coro = job()
+    with pytest.raises(
+        RuntimeError, match="must be called from a task of a running event loop"
+    ):
+        create_background_task(coro)
+    assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+
+
+# -- the seeds' examples ------------------------------------------------------------
+
+
+async def test_seed_newsletter_and_status_endpoint() -> None:
+    sent: list[str] = []
+    errors: list[str] = []
+
+    async def send_email(subscriber: str) -> None:
+        await anyio.sleep(0)
+        if subscriber == "bad@example.com":
+            raise ConnectionError("smtp down")
+        sent.append(subscriber)
+
+    async def process_newsletter(subscribers: list[str]) -> None:
+        for subscriber in subscribers:
+            try:
+                await send_email(subscriber)
+            except Exception as e:
+                errors.append(f"{subscriber}: {e}")
+
+    async with BackgroundTasks(name="app") as app_tasks:
+        create_background_task(
+            process_newsletter(["a@example.com", "bad@example.com", "c@example.com"]),
+            name="newsletter",
+        )
+        status = {"active_tasks": len([t for t in app_tasks.active if not t.done()])}
+        assert status == {"active_tasks": 1}
+
+    assert sent == ["a@example.com", "c@example.com"]
+    assert errors == ["bad@example.com: smtp down"]
+    assert app_tasks.active == ()
+
+
+async def test_seed_start_job_context_manager_and_task_manager() -> None:
+    events: dict[str, anyconc.AsyncEvent] = {}
+    tasks: dict[str, BackgroundTask[None]] = {}
+    log: list[str] = []
+
+    async def create_task(task_id: str, duration: float) -> dict[str, str]:
+        async def task() -> None:
+            try:
+                await anyio.sleep(duration)
+                events[task_id].set()
+            except anyio.get_cancelled_exc_class():
+                events[task_id].clear()
+                log.append(f"{task_id} cancelled")
+                raise
+
+        events[task_id] = anyconc.AsyncEvent()
+        async with create_background_task(task()) as t:
+            tasks[task_id] = t
+            return {"status": "started"}
+
+    assert await create_task("t1", 60) == {"status": "started"}
+    # As written in the seed, leaving the block cancels the job at once: before it
+    # even started, so (as with asyncio.Task.cancel()) its body never runs.
+    assert tasks["t1"].cancelled()
+    assert log == []
+    assert not events["t1"].is_set()
+
+    # Started jobs see the cancellation and run their handler.
+    async with create_background_task(anyio.sleep_forever()) as started:
+        await anyio.wait_all_tasks_blocked()
+    assert started.cancelled()
