@@ -151,6 +151,40 @@ async def test_set_clear_set_cycles_release_each_generation_once() -> None:
     assert sorted(log) == [(g, True) for g in range(5) for _ in range(3)]
 
 
+async def test_set_from_a_worker_thread_through_from_thread() -> None:
+    event = AsyncEvent()
+
+    def worker() -> None:
+        anyio.from_thread.run_sync(event.set)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(anyio.to_thread.run_sync, worker)
+        assert await event.wait() is True
+    assert event.is_set()
+
+
+def test_set_from_a_plain_loop_callback() -> None:
+    # A callback scheduled on the loop runs outside any task: the run cannot be
+    # identified there, and set() must still wake the waiters.
+    event = AsyncEvent()
+
+    async def main_asyncio() -> bool:
+        import asyncio
+
+        asyncio.get_running_loop().call_soon(event.set)
+        return await event.wait()
+
+    async def main_trio() -> bool:
+        import trio
+
+        trio.lowlevel.current_trio_token().run_sync_soon(event.set)
+        return await event.wait()
+
+    assert anyio.run(main_asyncio, backend="asyncio") is True
+    event.clear()
+    assert anyio.run(main_trio, backend="trio") is True
+
+
 # --- timeouts ---------------------------------------------------------------------------
 
 

@@ -352,6 +352,47 @@ async def test_cancelled_waiter_at_the_cached_fast_path_returns_value() -> None:
     assert scope.cancelled_caught
 
 
+def test_computation_cancelled_from_outside_is_retried_by_its_waiters() -> None:
+    # Only the event loop's shutdown cancels a computation task from outside; its
+    # waiters (if any are still there) then start a new attempt. Simulated on asyncio by
+    # cancelling the task directly: once before its first step, once while func runs.
+    import asyncio
+
+    func = Counter(result=lambda n: n)
+    lazy = AsyncLazy(func)
+
+    def host_tasks() -> list[asyncio.Task[Any]]:
+        return [
+            t
+            for t in asyncio.all_tasks()
+            if t.get_name().startswith("anyconc.AsyncLazy")
+        ]
+
+    async def main() -> list[Any]:
+        waiter = asyncio.get_running_loop().create_task(lazy.get())
+        await asyncio.sleep(0)  # the waiter has started the computation task...
+        (host,) = host_tasks()
+        host.cancel()  # ...which has not run yet
+        assert await waiter == 1  # answered by a second attempt
+        log: list[Any] = [func.calls]
+
+        lazy.reset()
+        func.hold()
+        waiter = asyncio.get_running_loop().create_task(lazy.get())
+        assert func.started is not None
+        await func.started.wait()
+        (host,) = host_tasks()
+        func.started = anyio.Event()
+        host.cancel()  # while func runs
+        await func.started.wait()  # the waiter started a new attempt
+        assert func.gate is not None
+        func.gate.set()
+        log += [await waiter, func.calls, func.cancelled, host_tasks()]
+        return log
+
+    assert anyio.run(main, backend="asyncio") == [1, 3, 3, 1, []]
+
+
 # --- reset ------------------------------------------------------------------------------
 
 
