@@ -242,7 +242,7 @@ def run_workload(
     if samples:
         n = wl.quick_n if quick else wl.n
         n_rounds = rounds or (wl.quick_rounds if quick else wl.rounds)
-        warmup = 1 if quick else wl.warmup
+        warmup = min(1, wl.warmup) if quick else wl.warmup
         name, options = _run_options(backend)
         anyio.run(
             _measure,
