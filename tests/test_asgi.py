@@ -859,3 +859,88 @@ def test_one_middleware_serves_runs_on_every_backend_in_turn() -> None:
         assert anyio.run(one_run, backend=backend) == ("portable", ["done"])
 
     assert MODULE_MIDDLEWARE.supervisor is None
+
+
+async def test_server_send_raising_is_passed_on_unwrapped() -> None:
+    # hypercorn's send() raises LifespanFailureError when told lifespan.startup.failed.
+    class LifespanFailure(Exception):
+        pass
+
+    tasks: list[BackgroundTask[None]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        tasks.append(create_background_task(anyio.sleep_forever(), name="early"))
+        await send({"type": "lifespan.startup.failed", "message": "boom"})
+
+    messages = [{"type": "lifespan.startup"}]
+
+    async def server_receive() -> Message:
+        return messages.pop(0)
+
+    async def server_send(message: Message) -> None:
+        if message["type"] == "lifespan.startup.failed":
+            raise LifespanFailure(message["message"])
+
+    middleware = BackgroundTasksMiddleware(app, shutdown_timeout=None)
+    with pytest.raises(LifespanFailure, match="^boom$"):
+        await middleware({"type": "lifespan"}, server_receive, server_send)
+
+    assert tasks[0].cancelled()
+    assert middleware.supervisor is None
+
+
+# -- Starlette's TestClient (a real lifespan in a portal thread) --------------------------
+
+# Recent Starlette prefers the httpx2 package for its TestClient and warns about httpx.
+_testclient_on_httpx = pytest.mark.filterwarnings(
+    "ignore:Using `httpx` with `starlette.testclient` is deprecated"
+)
+
+
+def _testclient_app(delivered: list[str]) -> BackgroundTasksMiddleware:
+    async def deliver(name: str) -> None:
+        await anyio.sleep(0.05)
+        delivered.append(name)
+
+    async def notify(request: Request) -> JSONResponse:
+        name = request.query_params["name"]
+        create_background_task(deliver(name), name=name)
+        return JSONResponse(background_tasks_status())
+
+    return BackgroundTasksMiddleware(
+        Starlette(routes=[Route("/notify", notify, methods=["POST"])]), name="tc"
+    )
+
+
+@_testclient_on_httpx
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_starlette_testclient_with_lifespan_drains_at_exit(backend: str) -> None:
+    from starlette.testclient import TestClient
+
+    delivered: list[str] = []
+    with TestClient(_testclient_app(delivered), backend=backend) as client:
+        for name in ("a", "b"):
+            status = client.post("/notify", params={"name": name}).json()
+            assert status["supervisor"] == "tc"
+        # Both are owned by the app's supervisor, still running (50 ms each).
+        assert delivered == []
+
+    assert sorted(delivered) == ["a", "b"]
+
+
+@_testclient_on_httpx
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_starlette_testclient_without_lifespan_warns(
+    backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from starlette.testclient import TestClient
+
+    client = TestClient(_testclient_app([]), backend=backend)
+    status = client.post("/notify", params={"name": "a"}).json()
+    # No lifespan: the task went to the run-wide default supervisor.
+    assert status["supervisor"] == "anyconc default"
+    warnings = [r for r in caplog.records if r.name == "anyconc"]
+    assert len(warnings) == 1
+    assert warnings[0].levelno == logging.WARNING
+    assert "did not run the ASGI lifespan protocol" in warnings[0].getMessage()
