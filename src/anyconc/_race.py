@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from inspect import isawaitable, iscoroutine
 from typing import Any, TypeVar
 
 import anyio
 
 if sys.version_info < (3, 11):
-    from exceptiongroup import ExceptionGroup
+    from exceptiongroup import BaseExceptionGroup, ExceptionGroup
 
 __all__ = ["AllFailedError", "run_until_first_complete"]
 
@@ -28,8 +28,12 @@ class AllFailedError(ExceptionGroup[Exception]):
     Raised by :func:`run_until_first_complete` when every candidate failed.
 
     Its ``exceptions`` are the candidates' exceptions, in the order the candidates were
-    given.
+    given. Splitting it (``except*``, or trio's cancel scopes on the way out of a
+    nursery) keeps the type.
     """
+
+    def derive(self, excs: Sequence[Exception], /) -> AllFailedError:  # type: ignore[override]
+        return AllFailedError(self.message, excs)
 
 
 def _close_coroutines(candidates: tuple[object, ...]) -> None:
@@ -84,7 +88,8 @@ async def run_until_first_complete(
     :exc:`Exception` does not end the race: the others go on. Before this function
     returns or raises, every other candidate has been cancelled *and has finished* (its
     ``finally:`` blocks have run). A :exc:`BaseException` that is not an
-    :exc:`Exception` (``KeyboardInterrupt``, ...) ends the race and propagates.
+    :exc:`Exception` (``KeyboardInterrupt``, ...) ends the race and propagates,
+    unwrapped (after the other candidates have been cancelled and awaited).
 
     Awaiting a :class:`~anyconc.Task` or another object that the race did not start
     only stops waiting for it when it loses; it is not cancelled.
@@ -141,10 +146,23 @@ async def run_until_first_complete(
             winner.append(value)
             group.cancel_scope.cancel()
 
-    with anyio.fail_after(timeout):
-        async with anyio.create_task_group() as group:
-            for index, factory in enumerate(factories):
-                group.start_soon(run_candidate, index, factory, group)
+    escaped: BaseException | None = None
+    try:
+        with anyio.fail_after(timeout):
+            async with anyio.create_task_group() as group:
+                for index, factory in enumerate(factories):
+                    group.start_soon(run_candidate, index, factory, group)
+    except BaseExceptionGroup as exc_group:
+        # Only a BaseException that is not an Exception gets here (run_candidate keeps
+        # the others). The race produces one result, so raise it unwrapped, like
+        # ``await task`` does; several at once stay grouped.
+        if len(exc_group.exceptions) != 1:
+            raise
+
+        escaped = exc_group.exceptions[0]
+
+    if escaped is not None:
+        raise escaped
 
     if winner:
         return winner[0]

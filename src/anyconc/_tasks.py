@@ -6,6 +6,8 @@ import contextvars
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Generator
+from contextlib import suppress
+from functools import partial
 from inspect import iscoroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -307,7 +309,8 @@ class TaskGroup:
     On exit, the group waits for every task. The first task that raises cancels the
     other tasks and the body of the ``async with`` block; the failures are then raised
     together as an :exc:`ExceptionGroup` (a :exc:`BaseExceptionGroup` if one of them is
-    not an :exc:`Exception`), as :class:`asyncio.TaskGroup`, AnyIO and trio do.
+    not an :exc:`Exception`), as :class:`asyncio.TaskGroup`, AnyIO and trio do. A
+    task's failure that the body re-raises (by ``await task``) is reported once.
     Cancelling the task that hosts the group cancels all its tasks.
 
     A group can be entered once. ``create_task_group()`` returns a new group that can
@@ -336,6 +339,8 @@ class TaskGroup:
         self._active = False
         self._entered = False
         self._tasks: dict[Task[Any], None] = {}
+        # The exceptions of the tasks that failed, to recognise one re-raised by the body.
+        self._failures: list[BaseException] = []
 
     async def __aenter__(self) -> Self:
         if self._entered:
@@ -355,6 +360,11 @@ class TaskGroup:
         exc_tb: TracebackType | None,
     ) -> bool | None:
         assert self._group is not None
+        if exc_val is not None and any(exc_val is exc for exc in self._failures):
+            # The body re-raised a task's failure (``await task``): it is already among
+            # the group's failures, so report it once, as asyncio.TaskGroup does.
+            exc_type = exc_val = exc_tb = None
+
         try:
             return await self._group.__aexit__(exc_type, exc_val, exc_tb)
         finally:
@@ -387,6 +397,9 @@ class TaskGroup:
 
     def _forget(self, task: Task[Any]) -> None:
         del self._tasks[task]
+        if task._state == _FAILED:
+            assert task._exception is not None
+            self._failures.append(task._exception)
 
     def _spawn(self, task: Task[T]) -> Task[T]:
         group = self._group
@@ -480,6 +493,54 @@ class TaskGroup:
         return await self._group.start(func, *args, name=name)
 
 
+class _HostState:
+    """
+    What the host task of an ``async for`` group shares with its iterator.
+
+    The host must not reference the iterator itself: the iterator has to be freed (and
+    its ``__del__`` run) as soon as the loop is left by ``break`` or an exception, while
+    the host is still running.
+    """
+
+    __slots__ = ("abandoned", "entered", "error", "finished", "group", "release")
+
+    def __init__(self, group: TaskGroup) -> None:
+        self.group = group
+        self.entered = anyio.Event()
+        self.release = anyio.Event()
+        self.finished = anyio.Event()
+        self.error: BaseException | None = None
+        self.abandoned = False
+
+    def abandon(self) -> None:
+        # Synchronous: cancel every task of the group and let the host exit it.
+        self.abandoned = True
+        if self.group._group is not None:
+            self.group._group.cancel_scope.cancel()
+
+        self.release.set()
+
+
+async def _host_group(state: _HostState) -> None:
+    try:
+        async with state.group:
+            state.entered.set()
+            await state.release.wait()
+    except get_cancelled_exc_class():
+        raise  # the run is ending: let the backend finish this task
+    except BaseException as exc:
+        state.error = exc
+        if state.abandoned:
+            logger.error(
+                "task group %r failed after its async for loop was left",
+                state.group.name,
+                exc_info=exc,
+            )
+    finally:
+        state.entered.set()
+        state.finished.set()
+
+
 class _TaskGroupIteration:
     """
     The ``async for group in create_task_group():`` form: one iteration.
@@ -490,75 +551,62 @@ class _TaskGroupIteration:
     by a task of the event-loop run: the first step starts the host and hands out the
     group, the second (the loop ending normally) waits for every task and raises their
     failures as an ``ExceptionGroup``. Leaving the loop early cancels every task of the
-    group at once; failures nobody will see are logged on the ``anyconc`` logger. A
-    child's failure cancels its siblings but not the loop body.
+    group at once (when CPython frees this iterator, which it does as soon as the loop
+    is left); failures nobody will see are logged on the ``anyconc`` logger. A child's
+    failure cancels its siblings but not the loop body. If the caller is cancelled while
+    the loop ends, the group is cancelled and waited for; then its failures are raised
+    if it had any (as ``async with`` does), else the cancellation.
     """
 
     def __init__(self, group: TaskGroup) -> None:
         self._group = group
         self._step = 0
-        self._entered: anyio.Event | None = None
-        self._release: anyio.Event | None = None
-        self._finished: anyio.Event | None = None
-        self._error: BaseException | None = None
-        self._abandoned = False
+        self._state: _HostState | None = None
 
     def __aiter__(self) -> Self:
         return self
 
-    async def _host(self) -> None:
-        assert self._entered is not None and self._release is not None
-        assert self._finished is not None
-        try:
-            async with self._group:
-                self._entered.set()
-                await self._release.wait()
-        except get_cancelled_exc_class():
-            raise  # the run is ending: let the backend finish this task
-        except BaseException as exc:
-            self._error = exc
-            if self._abandoned:
-                logger.error(
-                    "task group %r failed after its async for loop was left",
-                    self._group.name,
-                    exc_info=exc,
-                )
-        finally:
-            self._entered.set()
-            self._finished.set()
-
     async def __anext__(self) -> TaskGroup:
         if self._step == 0:
             self._step = 1
-            self._entered = anyio.Event()
-            self._release = anyio.Event()
-            self._finished = anyio.Event()
+            state = self._state = _HostState(self._group)
             spawn_run_task(
-                self._host,
+                partial(_host_group, state),
                 name="anyconc task group host",
                 context=contextvars.copy_context(),
             )
-            await self._entered.wait()
-            if self._error is not None:
-                raise self._error
+            try:
+                await state.entered.wait()
+            except BaseException:
+                # Cancelled before the loop body could start: nobody will ever see
+                # the group, so do not leave it open.
+                self._step = 2
+                state.abandon()
+                raise
+
+            if state.error is not None:
+                self._step = 2
+                raise state.error
 
             return self._group
 
         if self._step == 1:
             self._step = 2
-            assert self._release is not None and self._finished is not None
-            self._release.set()
+            hosted = self._state
+            assert hosted is not None
+            hosted.release.set()
             try:
-                await self._finished.wait()
+                await hosted.finished.wait()
             except get_cancelled_exc_class():
                 self._group.cancel()
                 with anyio.CancelScope(shield=True):
-                    await self._finished.wait()
+                    await hosted.finished.wait()
 
-                raise
+                if hosted.error is None:
+                    raise
 
-            if self._error is not None:
-                raise self._error
+            if hosted.error is not None:
+                raise hosted.error
 
         raise StopAsyncIteration
 
@@ -566,16 +614,11 @@ class _TaskGroupIteration:
         # The loop was left by break or an exception: stop everything now. This runs
         # synchronously at that point, on the event-loop thread (CPython frees the
         # iterator as soon as the loop is left).
-        if self._step == 1 and self._release is not None:
+        if self._step == 1 and self._state is not None:
             self._step = 2
-            self._abandoned = True
-            try:
-                if self._group._group is not None:
-                    self._group._group.cancel_scope.cancel()
-
-                self._release.set()
-            except Exception:  # pragma: no cover - the run is already gone
-                pass
+            # An exception here means the run is already gone: nothing left to stop.
+            with suppress(Exception):
+                self._state.abandon()
 
 
 def create_task_group(*, name: str | None = None) -> TaskGroup:

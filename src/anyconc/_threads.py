@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from functools import partial
-from inspect import iscoroutinefunction
+from inspect import iscoroutine, iscoroutinefunction
 from typing import ParamSpec, TypeVar
 
 import anyio
 import anyio.to_thread
+from anyio.lowlevel import checkpoint_if_cancelled
 
 from ._runtoken import PerRun
 
@@ -22,6 +23,9 @@ _EXHAUSTED = object()
 
 def _check_sync_callable(func: object, caller: str) -> None:
     if not callable(func):
+        if iscoroutine(func):
+            func.close()  # rejected: no "coroutine was never awaited" warning
+
         raise TypeError(f"{caller}() expects a callable, got {type(func).__qualname__}")
 
     if iscoroutinefunction(func):
@@ -44,7 +48,7 @@ async def run_in_threadpool(
     unwrapped.
 
     If the awaiting task is cancelled, the call still runs to its end (a thread cannot be
-    interrupted); then the cancellation is delivered. Use :class:`ThreadPool` with
+    interrupted); then the cancellation is raised here (the result is discarded). Use :class:`ThreadPool` with
     ``cancellable=True`` to abandon the thread instead.
 
     Example::
@@ -52,14 +56,20 @@ async def run_in_threadpool(
         thumbnail = await run_in_threadpool(create_thumbnail, image, size=(200, 200))
 
     :param func: a synchronous callable
-    :raises TypeError: if ``func`` is not callable, or is a coroutine function
+    :raises TypeError: if ``func`` is not callable (a coroutine object passed instead
+        is closed), or is a coroutine function
 
     """
     _check_sync_callable(func, "run_in_threadpool")
     if kwargs:
-        return await anyio.to_thread.run_sync(partial(func, *args, **kwargs))
+        result = await anyio.to_thread.run_sync(partial(func, *args, **kwargs))
+    else:
+        result = await anyio.to_thread.run_sync(func, *args)
 
-    return await anyio.to_thread.run_sync(func, *args)
+    # The wait for the thread is shielded, so AnyIO returns the result even if the
+    # caller was cancelled meanwhile: deliver that cancellation here, on every backend.
+    await checkpoint_if_cancelled()
+    return result
 
 
 def iterate_in_threadpool(iterable: Iterable[T]) -> AsyncIterator[T]:
@@ -73,28 +83,42 @@ def iterate_in_threadpool(iterable: Iterable[T]) -> AsyncIterator[T]:
 
     :param iterable: any iterable; its iterator is created at once, in the caller
     :return: an async iterator over its items; it ends when the iterator is exhausted
-        (``StopIteration`` in the thread ends the iteration cleanly)
+        (``StopIteration`` in the thread ends the iteration cleanly). It is a plain
+        iterator, not an async generator, so leaving the loop early needs no
+        ``aclosing()``: nothing is left to finalize.
     :raises TypeError: if ``iterable`` is not iterable
 
     """
     try:
         iterator = iter(iterable)
     except TypeError:
+        rejected: object = iterable
+        if iscoroutine(rejected):
+            rejected.close()  # no "coroutine was never awaited" warning
+
         raise TypeError(
             f"iterate_in_threadpool() expects an iterable, got {type(iterable).__qualname__}"
         ) from None
 
-    return _iterate(iterator)
+    return _ThreadIterator(iterator)
 
 
-async def _iterate(iterator: Iterator[T]) -> AsyncGenerator[T, None]:
-    while True:
+class _ThreadIterator(AsyncIterator[T]):
+    # Not an async generator: one abandoned by ``break`` would be finalized by the
+    # backend's async-generator hooks, and trio warns (ResourceWarning) about those.
+
+    __slots__ = ("_iterator",)
+
+    def __init__(self, iterator: Iterator[T]) -> None:
+        self._iterator = iterator
+
+    async def __anext__(self) -> T:
         # next() with a default: StopIteration cannot cross the thread/coroutine boundary.
-        item = await anyio.to_thread.run_sync(next, iterator, _EXHAUSTED)
+        item = await anyio.to_thread.run_sync(next, self._iterator, _EXHAUSTED)
         if item is _EXHAUSTED:
-            return
+            raise StopAsyncIteration
 
-        yield item  # type: ignore[misc]
+        return item  # type: ignore[return-value]
 
 
 class ThreadPool:
@@ -107,7 +131,7 @@ class ThreadPool:
     import time works in every run, on every backend.
 
     On cancellation of the awaiting task: by default the call runs to its end and then
-    the cancellation is delivered; with ``cancellable=True`` the call is abandoned (the
+    the cancellation is raised (the result is discarded); with ``cancellable=True`` the call is abandoned (the
     thread runs on, its result is discarded) and the cancellation is delivered at once.
 
     Example::
@@ -150,9 +174,13 @@ class ThreadPool:
         """
         _check_sync_callable(func, "ThreadPool.run")
         call = partial(func, *args, **kwargs) if kwargs else partial(func, *args)
-        return await anyio.to_thread.run_sync(
+        result = await anyio.to_thread.run_sync(
             call, abandon_on_cancel=self.cancellable, limiter=self._limiter.get()
         )
+        # As in run_in_threadpool: a cancellation that arrived while the (shielded)
+        # call ran is delivered now, instead of at the caller's next checkpoint.
+        await checkpoint_if_cancelled()
+        return result
 
     def __repr__(self) -> str:
         return (
