@@ -93,7 +93,7 @@ WORKLOADS = [
         _impls(_sequential),
         n=2_000,
         quick_n=100,
-        rounds=7,
+        rounds=11,
     ),
     Workload(
         "threads-par8",
@@ -103,6 +103,6 @@ WORKLOADS = [
         _impls(_parallel),
         n=2_000,
         quick_n=160,
-        rounds=7,
+        rounds=15,
     ),
 ]
