@@ -23,9 +23,7 @@ def _workload_chart(results: Results, wl: Workload, path: Path) -> None:
     if not impls:
         return
     height = 0.8 / max(len(backends), 1)
-    fig, ax = plt.subplots(
-        figsize=(9, 0.55 * len(impls) * max(len(backends), 1) / 1.6 + 1.5)
-    )
+    fig, ax = plt.subplots(figsize=(9, 0.26 * len(impls) * max(len(backends), 1) + 1.4))
     top = 0.0
     for b_index, backend in enumerate(backends):
         ys, widths, lo, hi, labels = [], [], [], [], []
