@@ -468,3 +468,18 @@ async def test_seed_start_job_context_manager_and_task_manager() -> None:
     async with create_background_task(anyio.sleep_forever()) as started:
         await anyio.wait_all_tasks_blocked()
     assert started.cancelled()
+
+
+async def test_failure_is_logged_when_only_waited_for(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def boom() -> None:
+        await anyio.sleep(0)
+        raise ValueError("only waited")
+
+    with caplog.at_level(logging.ERROR, logger="anyconc"):
+        task = create_background_task(boom(), name="waited")
+        await task.wait()  # wait() does not retrieve the failure
+
+    messages = [r.getMessage() for r in caplog.records if r.name == "anyconc"]
+    assert messages == ["background task 'waited' failed"]

@@ -60,11 +60,13 @@ class BackgroundTask(Task[T]):
 
     """
 
-    __slots__ = ("_cancel_requested", "_in_block", "started_at")
+    __slots__ = ("_awaiters", "_cancel_requested", "_in_block", "started_at")
 
     def __init__(self, coro: Coroutine[Any, Any, T], name: str | None) -> None:
         super().__init__(coro, name)
         self._in_block = False
+        # How many ``await task`` are parked: each will retrieve a failure itself.
+        self._awaiters = 0
         # cancel() before the supervisor could start the task: applied when it starts.
         self._cancel_requested = False
         #: The event-loop time (``anyio.current_time()``) at which the task was created.
@@ -80,7 +82,7 @@ class BackgroundTask(Task[T]):
             self._state == _FAILED
             and not self._retrieved
             and not self._in_block
-            and self._waiter is None
+            and not self._awaiters
         ):
             logger.error(
                 "background task %r failed", self._name, exc_info=self._exception
@@ -96,6 +98,13 @@ class BackgroundTask(Task[T]):
         return super().cancel()
 
     cancel.__doc__ = Task.cancel.__doc__
+
+    async def _wait_result(self) -> T:
+        self._awaiters += 1
+        try:
+            return await super()._wait_result()
+        finally:
+            self._awaiters -= 1
 
     def _close_unstarted(self) -> None:
         # The supervisor's run ended before the task could start: it counts as

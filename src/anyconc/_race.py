@@ -148,10 +148,14 @@ async def run_until_first_complete(
 
     escaped: BaseException | None = None
     try:
-        with anyio.fail_after(timeout):
-            async with anyio.create_task_group() as group:
-                for index, factory in enumerate(factories):
-                    group.start_soon(run_candidate, index, factory, group)
+        # The deadline goes on the group's own scope: one cancel scope fewer than
+        # fail_after() around it, which is measurable on a race this small.
+        async with anyio.create_task_group() as group:
+            if timeout is not None:
+                group.cancel_scope.deadline = anyio.current_time() + timeout
+
+            for index, factory in enumerate(factories):
+                group.start_soon(run_candidate, index, factory, group)
     except BaseExceptionGroup as exc_group:
         # Only a BaseException that is not an Exception gets here (run_candidate keeps
         # the others). The race produces one result, so raise it unwrapped, like
@@ -166,6 +170,9 @@ async def run_until_first_complete(
 
     if winner:
         return winner[0]
+
+    if group.cancel_scope.cancelled_caught:
+        raise TimeoutError
 
     raise AllFailedError(
         "all candidates of run_until_first_complete() failed",
