@@ -31,9 +31,24 @@ from ._background import BackgroundTasks as BackgroundTasks
 from ._background import create_background_task as create_background_task
 
 # --- lazy values and events ---
+from ._event import AsyncEvent as AsyncEvent
+from ._lazy import AsyncLazy as AsyncLazy
+
 # --- coordination ---
 # --- fan-out ---
+from ._fanout import amap as amap
+from ._fanout import as_completed as as_completed
+from ._fanout import gather as gather
+
 # --- resilience ---
+from ._circuit import CircuitBreaker as CircuitBreaker
+from ._circuit import CircuitOpenError as CircuitOpenError
+from ._pacing import Debouncer as Debouncer
+from ._pacing import RateLimiter as RateLimiter
+from ._pacing import every as every
+from ._retry import retry as retry
+from ._timeouts import shield as shield
+from ._timeouts import timeout as timeout
 # --- processes and executors ---
 
 __all__ = [
@@ -55,8 +70,21 @@ __all__ = [
     "BackgroundTasks",
     "create_background_task",
     # --- lazy values and events ---
+    "AsyncEvent",
+    "AsyncLazy",
     # --- coordination ---
     # --- fan-out ---
+    "amap",
+    "as_completed",
+    "gather",
     # --- resilience ---
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "Debouncer",
+    "RateLimiter",
+    "every",
+    "retry",
+    "shield",
+    "timeout",
     # --- processes and executors ---
 ]
