@@ -310,7 +310,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="tiny sizes and 2 rounds: checks that everything runs (~30 s)",
+        help="tiny sizes and 2 rounds: checks that everything runs (~15 s)",
     )
     parser.add_argument(
         "--backend",

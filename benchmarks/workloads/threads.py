@@ -93,7 +93,7 @@ WORKLOADS = [
         _impls(_sequential),
         n=2_000,
         quick_n=100,
-        rounds=11,
+        rounds=15,
     ),
     Workload(
         "threads-par8",
