@@ -76,9 +76,9 @@ def _summary_chart(results: Results, workloads: Sequence[Workload], path: Path) 
     fig, ax = plt.subplots(figsize=(9, 0.32 * len(entries) + 1.5))
     for b_index, backend in enumerate(backends):
         ys, widths = [], []
-        for e_index, (_, key, impl) in enumerate(entries):
+        for e_index, (_, key, name) in enumerate(entries):
             baseline = results.workloads[key]["baseline"]
-            ratio = results.ratio(key, impl, baseline, backend)
+            ratio = results.ratio(key, name, baseline, backend)
             if ratio is None:
                 continue
             ys.append(e_index + (b_index - (len(backends) - 1) / 2) * height)
