@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import statistics
 import sys
 import time
@@ -139,6 +140,8 @@ class Results:
     workloads: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped_backends: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    #: 1-minute load average before and after the run (other jobs on the machine)
+    load: list[float] = field(default_factory=list)
 
     def find(self, workload: str, impl: str, backend: str) -> Row | None:
         for row in self.rows:
@@ -259,6 +262,13 @@ def run_workload(
     return list(rows.values())
 
 
+def _load() -> float:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on Windows
+        return -1.0
+
+
 def _fmt(value: float) -> str:
     if value >= 100:
         return f"{value:,.0f}"
@@ -368,6 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"skipping backend {backend}: {reason}", file=sys.stderr)
 
     timeout = args.timeout or (30.0 if args.quick else 120.0)
+    results.load.append(_load())
     started = time.perf_counter()
     for wl in workloads:
         results.workloads[wl.key] = {
@@ -392,6 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_rows(wl, rows, results, sys.stdout)
         sys.stdout.flush()
     results.seconds = time.perf_counter() - started
+    results.load.append(_load())
     print(f"\ntotal: {results.seconds:.1f}s", file=sys.stderr)
 
     output = args.output

@@ -247,6 +247,9 @@ def _header(results: Results) -> list[str]:
         f"- Python {platform.python_version()} ({sys.implementation.name})",
         f"- {', '.join(_versions())}",
         f"- anyconc source: git {_git_revision()}",
+        f"- 1-minute load average before / after the run: "
+        f"{' / '.join(f'{x:.2f}' for x in results.load)} (the benchmark alone keeps "
+        "it near 1; more means other jobs shared the machine)",
         f"- backends: {', '.join(results.backends)}"
         + "".join(f"; {b} skipped: {r}" for b, r in results.skipped_backends.items()),
         "",
