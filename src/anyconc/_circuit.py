@@ -18,6 +18,7 @@ from anyio import NoEventLoopError, get_cancelled_exc_class
 from anyio.lowlevel import checkpoint
 
 from ._runtoken import current_run
+from ._util import callable_name
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -71,10 +72,6 @@ def _check_int(name: str, value: object) -> int:
         raise ValueError(f"{name} must be a positive integer, got {value}")
 
     return value
-
-
-def _callable_name(func: object) -> str:
-    return getattr(func, "__qualname__", None) or type(func).__qualname__
 
 
 def _check_callable(func: object, what: str) -> None:
@@ -443,7 +440,7 @@ class CircuitBreaker:
         ):
             raise TypeError(
                 f"the decorated object must be an async function, got the synchronous "
-                f"function {_callable_name(func)!r} (use 'async def')"
+                f"function {callable_name(func)!r} (use 'async def')"
             )
 
         @functools.wraps(func)

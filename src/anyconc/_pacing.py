@@ -16,6 +16,7 @@ from anyio.lowlevel import checkpoint
 
 from ._background import BackgroundTask, create_background_task
 from ._runtoken import PerRun, current_run
+from ._util import callable_name
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -34,10 +35,6 @@ def _check_number(name: str, value: object, *, positive: bool) -> float:
         raise ValueError(f"{name} must be {what} finite number, got {value!r}")
 
     return float(value)
-
-
-def _callable_name(func: object) -> str:
-    return getattr(func, "__qualname__", None) or type(func).__qualname__
 
 
 # --- RateLimiter ---
@@ -381,7 +378,7 @@ class Debouncer:
         scheduled = _Run()
         scheduled.handle = create_background_task(
             self._fire(scheduled, func, args),
-            name=f"anyconc.Debouncer({_callable_name(func)})",
+            name=f"anyconc.Debouncer({callable_name(func)})",
         )
         self._pending = scheduled
 

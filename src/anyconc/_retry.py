@@ -12,6 +12,8 @@ from typing import Any, ParamSpec, TypeAlias, TypeVar
 
 import anyio
 
+from ._util import callable_name
+
 __all__ = ["retry"]
 
 P = ParamSpec("P")
@@ -83,7 +85,7 @@ def _check_async(func: object) -> None:
         )
 
     target = inspect.unwrap(func)
-    name = _name(func)
+    name = callable_name(func)
     if inspect.isasyncgenfunction(target) or inspect.isgeneratorfunction(target):
         raise TypeError(
             f"retry() must decorate an async function, got the generator function "
@@ -246,7 +248,7 @@ def retry(
                 else:
                     # Not retried: calling it again would not make it awaitable.
                     raise TypeError(
-                        f"retry(): {_name(func)!r} returned "
+                        f"retry(): {callable_name(func)!r} returned "
                         f"{type(awaitable).__qualname__}, not an awaitable"
                     )
 
@@ -259,17 +261,13 @@ def retry(
     return decorator
 
 
-def _name(func: object) -> str:
-    return getattr(func, "__qualname__", None) or type(func).__qualname__
-
-
 def _log_retry(
     func: object, failures: int, attempts: int, sleep_for: float, exc: BaseException
 ) -> None:
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug(
             "retrying %s in %.3fs: attempt %d of %d raised %r",
-            _name(func),
+            callable_name(func),
             sleep_for,
             failures,
             attempts,

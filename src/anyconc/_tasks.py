@@ -17,6 +17,7 @@ from anyio import TaskCancelled, TaskNotFinished, get_cancelled_exc_class
 from anyio.lowlevel import checkpoint
 
 from ._lowlevel import call_soon, spawn_run_task
+from ._util import callable_name
 
 if sys.version_info >= (3, 11):
     from typing import Self, TypeVarTuple, Unpack
@@ -46,10 +47,6 @@ _FAILED = 2
 _CANCELLED = 3
 
 
-def _callable_name(obj: object) -> str:
-    return getattr(obj, "__qualname__", None) or type(obj).__qualname__
-
-
 def check_coroutine(coro: object, caller: str) -> None:
     """
     Raise :exc:`TypeError` unless ``coro`` is a coroutine object.
@@ -61,7 +58,7 @@ def check_coroutine(coro: object, caller: str) -> None:
         return
 
     if callable(coro):
-        name = _callable_name(coro)
+        name = callable_name(coro)
         raise TypeError(
             f"{caller}() expects a coroutine object, got the callable {name!r}; "
             f"call it: {caller}({name}(...))"
@@ -110,7 +107,7 @@ class Task(Generic[T]):
 
     def __init__(self, coro: Coroutine[Any, Any, T], name: str | None) -> None:
         self._coro: Coroutine[Any, Any, T] | None = coro
-        self._name = name if name is not None else _callable_name(coro)
+        self._name = name if name is not None else callable_name(coro)
         self._state = _PENDING
         self._exception: BaseException | None = None
         self._retrieved = False
@@ -461,12 +458,12 @@ class TaskGroup:
         coro = func(*args)
         if not iscoroutine(coro):
             raise TypeError(
-                f"start_soon() expects a coroutine function, but {_callable_name(func)!r} "
+                f"start_soon() expects a coroutine function, but {callable_name(func)!r} "
                 f"returned {type(coro).__qualname__}"
             )
 
         return self._spawn(
-            Task(coro, name if name is not None else _callable_name(func))
+            Task(coro, name if name is not None else callable_name(func))
         )
 
     async def start(
