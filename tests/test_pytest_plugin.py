@@ -242,6 +242,36 @@ def test_ids_are_the_installed_backends_in_order(pytester: pytest.Pytester) -> N
     result.assert_outcomes(passed=3)
 
 
+def test_ids_combine_like_anyios(pytester: pytest.Pytester) -> None:
+    # The backend comes first, as with AnyIO's own (module-scoped) fixture
+    pytester.makepyfile(
+        test_combined="""
+        import pytest
+
+        @pytest.fixture(params=["a", "b"])
+        def kind(request):
+            return request.param
+
+        @pytest.mark.anyio
+        @pytest.mark.parametrize("n", [1])
+        async def test_p(kind, n):
+            pass
+        """
+    )
+    result = pytester.runpytest("--collect-only", "-q")
+    assert collected_ids(result) == [
+        f"test_combined.py::test_p[{backend}-{kind}-1]"
+        for backend in BACKENDS
+        for kind in "ab"
+    ]
+    anyio_only = pytester.runpytest(
+        "--collect-only", "-q", "-p", "no:anyconc", "-p", "no:looptime_plugin"
+    )
+    assert collected_ids(anyio_only) == [
+        name for name in collected_ids(result) if "uvloop" not in name
+    ]
+
+
 @pytest.mark.parametrize(
     ("args", "ini", "expected"),
     [

@@ -512,6 +512,9 @@ def _backend_param(name: str, virtual: bool) -> Any:
     return pytest.param(name, id=name, marks=pytest.mark.skip(reason=reason))
 
 
+# tryfirst: before pytest parametrizes fixtures, so that the backend comes first in the
+# ids (test_x[asyncio-1]), as with AnyIO's own module-scoped fixture
+@pytest.hookimpl(tryfirst=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     settings = metafunc.config.stash.get(_SETTINGS_KEY, None)
     if settings is None or "anyio_backend" not in metafunc.fixturenames:
