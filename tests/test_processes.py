@@ -9,7 +9,6 @@ nothing heavy at top level, because worker processes import it to find them.
 from __future__ import annotations
 
 import concurrent.futures
-import logging
 import multiprocessing
 import os
 import threading
@@ -169,6 +168,7 @@ class Caller:
         self.scope = anyio.CancelScope()
         self.done = anyio.Event()
         self.outcome: list[object] = []
+        self.passed_checkpoint = False
 
     async def __call__(self) -> None:
         with self.scope:
@@ -176,6 +176,9 @@ class Caller:
                 self.outcome.append(await self.func(*self.args))
             except Exception as exc:
                 self.outcome.append(exc)
+            # A cancellation requested while the call ran is raised here, if not before.
+            await anyio.lowlevel.checkpoint()
+            self.passed_checkpoint = True
         self.done.set()
 
     async def wait(self) -> None:
@@ -204,6 +207,7 @@ async def test_no_thread_is_blocked_per_call() -> None:
                 gated.gate.set()
 
     assert [caller.outcome for caller in callers] == [[i * i] for i in range(200)]
+    assert all(caller.passed_checkpoint for caller in callers)
 
 
 # --------------------------------------------------------------------------------------
@@ -225,6 +229,7 @@ async def test_cancel_queued_call_cancels_the_future() -> None:
                 # The queued call is dropped at once, while the first one still runs.
                 await second.wait()
                 assert second.scope.cancelled_caught
+                assert not second.passed_checkpoint
                 assert second.outcome == []
                 assert gated.ran == []
             finally:
@@ -234,8 +239,11 @@ async def test_cancel_queued_call_cancels_the_future() -> None:
     assert gated.ran == ["first"]
 
 
-async def test_cancel_running_call_waits_for_it_then_raises() -> None:
-    gated = Gated()
+@pytest.mark.parametrize("result", ["done", KeyError("failed")], ids=["value", "error"])
+async def test_cancel_running_call_waits_and_delivers_its_outcome(
+    result: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    gated = Gated(result)
     with ThreadPoolExecutor(max_workers=1) as pool:
         caller = Caller(run_in_executor, pool, gated, "call")
         async with anyio.create_task_group() as tg:
@@ -246,43 +254,19 @@ async def test_cancel_running_call_waits_for_it_then_raises() -> None:
                 await anyio.wait_all_tasks_blocked()
                 # Still waiting for the call that runs.
                 assert not caller.done.is_set()
-                gated.gate.set()
-                await caller.wait()
-                # It ran to its end, then the cancellation was raised: no result.
-                assert gated.ran == ["call"]
-                assert caller.scope.cancelled_caught
                 assert caller.outcome == []
-            finally:
-                gated.gate.set()
-
-
-async def test_cancelled_waited_call_failure_is_logged(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    gated = Gated(result=KeyError("lost"))
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        caller = Caller(run_in_executor, pool, gated, "call")
-        async with anyio.create_task_group() as tg:
-            try:
-                tg.start_soon(caller)
-                assert await anyio.to_thread.run_sync(gated.started.wait, 10)
-                caller.scope.cancel()
-                await anyio.wait_all_tasks_blocked()
                 gated.gate.set()
                 await caller.wait()
             finally:
                 gated.gate.set()
 
-    # The cancellation won; the failure nobody received is logged, not lost.
+    # It ran to its end and its outcome was delivered, as ThreadPool does; then the
+    # cancellation was raised at the caller's next checkpoint.
+    assert gated.ran == ["call"]
+    assert caller.outcome == [result]
     assert caller.scope.cancelled_caught
-    assert caller.outcome == []
-    [record] = [r for r in caplog.records if r.name == "anyconc"]
-    assert record.levelno == logging.WARNING
-    assert record.getMessage() == (
-        f"{gated!r} failed after its caller was cancelled; the exception is dropped"
-    )
-    assert record.exc_info is not None
-    assert record.exc_info[1] is gated.result
+    assert not caller.passed_checkpoint
+    assert [r for r in caplog.records if r.name == "anyconc"] == []
 
 
 async def test_cancellable_executor_abandons_running_call(
@@ -299,6 +283,7 @@ async def test_cancellable_executor_abandons_running_call(
                 await caller.wait()
                 # The caller left while the call is still blocked in its thread.
                 assert caller.scope.cancelled_caught
+                assert not caller.passed_checkpoint
                 assert caller.outcome == []
                 assert gated.ran == []
             finally:
@@ -308,7 +293,7 @@ async def test_cancellable_executor_abandons_running_call(
     assert gated.ran == ["call"]
     [record] = [r for r in caplog.records if r.name == "anyconc"]
     assert record.getMessage() == (
-        f"{gated!r} failed after its caller abandoned it; the exception is dropped"
+        "Gated failed after its caller abandoned it; the exception is dropped"
     )
     assert record.exc_info is not None
     assert record.exc_info[1] is gated.result
@@ -369,6 +354,7 @@ async def test_dask_cancel_running_call_does_not_wait(
                 caller.scope.cancel()
                 await caller.wait()
                 assert caller.scope.cancelled_caught
+                assert not caller.passed_checkpoint
                 assert caller.outcome == []
                 assert gated.ran == []  # still blocked: the caller did not wait for it
             finally:
@@ -568,29 +554,22 @@ def _write(path: str, text: str) -> None:
         f.write(text)
 
 
-async def test_run_in_process_cancel_running_waits_then_raises(tmp_path: Path) -> None:
+async def test_run_in_process_cancel_running_waits_for_it(tmp_path: Path) -> None:
     started, release = _fifos(tmp_path)
-    outcome: list[str] = []
-    finished = anyio.Event()
-
-    async def caller(scope: anyio.CancelScope) -> None:
-        with scope:
-            outcome.append(await run_in_process(signal_then_wait, started, release))
-        finished.set()
-
+    caller = Caller(run_in_process, signal_then_wait, started, release)
     async with anyio.create_task_group() as tg:
-        scope = anyio.CancelScope()
-        tg.start_soon(caller, scope)
+        tg.start_soon(caller)
         assert await anyio.to_thread.run_sync(_read, started) == "started"
-        scope.cancel()
+        caller.scope.cancel()
         await anyio.wait_all_tasks_blocked()
-        assert not finished.is_set()  # waiting for the worker to finish
+        assert not caller.done.is_set()  # waiting for the worker to finish
         await anyio.to_thread.run_sync(_write, release, "released")
-        await finished.wait()
+        await caller.wait()
 
-    # The worker finished (it read the release FIFO), then the cancellation was raised.
-    assert scope.cancelled_caught
-    assert outcome == []
+    # The worker finished and its value was delivered; then the cancellation struck.
+    assert caller.outcome == ["released"]
+    assert caller.scope.cancelled_caught
+    assert not caller.passed_checkpoint
 
 
 async def test_run_in_process_cancellable_kills_worker(tmp_path: Path) -> None:

@@ -9,10 +9,10 @@ import pickle
 import sys
 import threading
 import traceback
-from functools import partial
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from contextlib import AbstractAsyncContextManager, suppress
+from contextlib import suppress
+from functools import partial
 from typing import Any, TypeVar, cast
 
 from anyio import (
@@ -23,6 +23,8 @@ from anyio import (
     to_process,
 )
 from anyio.lowlevel import EventLoopToken, checkpoint_if_cancelled, current_token
+
+from ._util import callable_name
 
 if sys.version_info >= (3, 11):
     from typing import ParamSpec, TypeVarTuple, Unpack
@@ -43,11 +45,6 @@ logger = logging.getLogger("anyconc")
 # --------------------------------------------------------------------------------------
 
 
-def _describe(obj: object) -> str:
-    name = getattr(obj, "__qualname__", None)
-    return name if isinstance(name, str) else repr(obj)
-
-
 def _check_sync_callable(func: object) -> None:
     """Reject what cannot be run as ``func(*args)`` in a worker, before anything starts."""
     if inspect.iscoroutine(func):
@@ -56,7 +53,7 @@ def _check_sync_callable(func: object) -> None:
         func.close()
         raise TypeError(
             f"func must be a callable, got a coroutine object "
-            f"({_describe(func)}); pass the function itself, not the result of "
+            f"({callable_name(func)}); pass the function itself, not the result of "
             f"calling it"
         )
 
@@ -66,7 +63,7 @@ def _check_sync_callable(func: object) -> None:
     if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
         raise TypeError(
             f"func must be a synchronous function, got the async function "
-            f"{_describe(func)} (its coroutine could not be awaited in a worker)"
+            f"{callable_name(func)} (its coroutine could not be awaited in a worker)"
         )
 
 
@@ -109,7 +106,7 @@ def _pickle_call(func: Callable[..., Any], args: tuple[Any, ...]) -> bytes:
         raise TypeError(
             f"func must be picklable to run in another process (a function defined "
             f"at module level, not a lambda, closure or local function), got "
-            f"{_describe(func)}: {exc}"
+            f"{callable_name(func)}: {exc}"
         ) from exc
 
     try:
@@ -117,7 +114,7 @@ def _pickle_call(func: Callable[..., Any], args: tuple[Any, ...]) -> bytes:
     except Exception as exc:
         raise TypeError(
             f"args must be picklable to run in another process, but pickling the "
-            f"arguments of {_describe(func)} failed: {exc}"
+            f"arguments of {callable_name(func)} failed: {exc}"
         ) from exc
 
     return buffer.getvalue()
@@ -143,7 +140,7 @@ def _call_pickled(payload: bytes) -> tuple[bool, Any, str | None]:
 async def run_in_process(
     func: Callable[[Unpack[PosArgsT]], T],
     *args: Unpack[PosArgsT],
-    limiter: CapacityLimiter | AbstractAsyncContextManager[Any] | None = None,
+    limiter: CapacityLimiter | None = None,
     cancellable: bool = False,
 ) -> T:
     """
@@ -158,7 +155,7 @@ async def run_in_process(
     :func:`functools.partial` of one). Lambdas, closures, local functions and bound
     methods of unpicklable objects are rejected with :exc:`TypeError` *before* any
     process is started or reserved. The check costs nothing extra: the call is pickled
-    exactly once, here, and the worker receives those bytes. The return value and the
+    once, here, and AnyIO then only copies those bytes to the worker. The return value and the
     exception must be picklable too. Keyword arguments are not passed on (the keyword
     parameters below belong to this function, as in AnyIO); use
     ``functools.partial(func, key=value)``.
@@ -169,11 +166,11 @@ async def run_in_process(
     :exc:`anyio.BrokenWorkerProcess` is raised.
 
     Cancellation: by default a call that has started runs to completion (a process is
-    not interrupted halfway), then the cancellation is raised and the result dropped
-    (a failure dropped that way is logged on the ``anyconc`` logger), the same as
-    :class:`ThreadPool`. With ``cancellable=True`` the worker process is killed
-    (``SIGKILL``) instead, as in AnyIO. A call still waiting for a free process is
-    cancelled at once either way.
+    not interrupted halfway) and its outcome, value or exception, is delivered; the
+    cancellation is then raised at the caller's next checkpoint. That is AnyIO's and
+    trio's rule for threads, and :class:`ThreadPool`'s: nothing the call did is lost.
+    With ``cancellable=True`` the worker process is killed (``SIGKILL``) instead, as in
+    AnyIO. A call still waiting for a free process is cancelled at once either way.
 
     Example::
 
@@ -199,9 +196,7 @@ async def run_in_process(
 
     """
     _check_sync_callable(func)
-    if limiter is not None and not (
-        hasattr(limiter, "__aenter__") and hasattr(limiter, "__aexit__")
-    ):
+    if limiter is not None and not isinstance(limiter, CapacityLimiter):
         raise TypeError(f"limiter must be a CapacityLimiter or None, got {limiter!r}")
 
     payload = _pickle_call(func, args)
@@ -209,17 +204,8 @@ async def run_in_process(
         _call_pickled,
         payload,
         cancellable=cancellable,
-        limiter=cast("CapacityLimiter | None", limiter),
+        limiter=limiter,
     )
-    # AnyIO shields a running call and returns its value even when the caller was
-    # cancelled meanwhile; anyconc raises that cancellation now, like ThreadPool.
-    try:
-        await checkpoint_if_cancelled()
-    except BaseException:
-        if not ok:
-            _log_dropped_failure(func, value)
-        raise
-
     if not ok:
         value.__cause__ = _RemoteTraceback(cast(str, tb))
         raise value
@@ -230,14 +216,6 @@ async def run_in_process(
 # --------------------------------------------------------------------------------------
 # run_in_executor
 # --------------------------------------------------------------------------------------
-
-
-def _log_dropped_failure(func: object, exc: BaseException) -> None:
-    logger.warning(
-        "%s failed after its caller was cancelled; the exception is dropped",
-        _describe(func),
-        exc_info=(type(exc), exc, exc.__traceback__),
-    )
 
 
 def _check_executor(executor: object) -> None:
@@ -288,7 +266,7 @@ def _log_abandoned_failure(func: object) -> Callable[[Future[Any]], None]:
         if not future.cancelled() and (exc := future.exception()) is not None:
             logger.warning(
                 "%s failed after its caller abandoned it; the exception is dropped",
-                _describe(func),
+                callable_name(func),
                 exc_info=(type(exc), exc, exc.__traceback__),
             )
 
@@ -315,7 +293,7 @@ async def _run(
         # "cannot schedule new futures after shutdown" does not say which executor,
         # nor what was refused.
         raise RuntimeError(
-            f"executor {executor!r} refused to run {_describe(func)}: {exc}"
+            f"executor {executor!r} refused to run {callable_name(func)}: {exc}"
         ) from None
 
     wakeup = _Wakeup()
@@ -329,14 +307,13 @@ async def _run(
 
         if cancellable:
             future.add_done_callback(_log_abandoned_failure(func))
-        else:
-            with CancelScope(shield=True):
-                await wakeup.event.wait()
+            raise
 
-            if not future.cancelled() and (failure := future.exception()) is not None:
-                _log_dropped_failure(func, failure)
-
-        raise
+        # Started: wait for it, then deliver its outcome, as AnyIO and trio do for a
+        # thread that cannot be abandoned. The cancellation is not lost: the cancel
+        # scope is still cancelled, so the caller's next checkpoint raises it.
+        with CancelScope(shield=True):
+            await wakeup.event.wait()
 
     # Unwrapped, with its traceback: concurrent.futures re-raises the very exception
     # object (a process pool attaches the remote traceback as its __cause__; Dask
@@ -353,11 +330,13 @@ class AsyncExecutor:
     its caller is cancelled (the option lives here, not in ``run()``, so that ``run()``
     passes every keyword argument through to ``func``):
 
-    * ``cancellable=False`` (default): the caller waits for the call to finish, then
-      the cancellation is raised and the result dropped (a dropped failure is logged
-      on the ``anyconc`` logger), exactly as :class:`ThreadPool` does;
+    * ``cancellable=False`` (default): the caller waits for the call to finish and gets
+      its outcome, value or exception; the cancellation is then raised at the caller's
+      next checkpoint. This is what :class:`ThreadPool`, AnyIO and trio do with a
+      thread that cannot be abandoned: nothing the call did is lost;
     * ``cancellable=True``: the caller leaves at once and the call is abandoned: it
-      runs to its end in the executor and its result is dropped (a failure is logged).
+      runs to its end in the executor and its result is dropped (a failure is logged
+      on the ``anyconc`` logger, so it is not lost silently).
 
     Either way, a call the executor has not started yet is cancelled
     (:meth:`concurrent.futures.Future.cancel`) and never runs. What "started" means is
@@ -443,8 +422,9 @@ async def run_in_executor(
     loky's reusable executor, a Dask ``Client(...).get_executor()``, a
     ``ThreadPoolExecutor``) on every backend, trio included. The exception raised by
     ``func`` arrives unwrapped, with its traceback. Cancelling the caller cancels the
-    call if the executor has not started it, and otherwise waits for it to finish
-    before raising the cancellation; to abandon started calls instead, use
+    call if the executor has not started it, and otherwise waits for it to finish and
+    delivers its outcome (the cancellation is raised at the caller's next checkpoint,
+    as for :class:`ThreadPool`); to abandon started calls instead, use
     ``AsyncExecutor(executor, cancellable=True).run(...)``. See :class:`AsyncExecutor`
     for the details.
 
