@@ -445,6 +445,21 @@ def test_auto_mark_switch(pytester: pytest.Pytester) -> None:
     pytester.runpytest("-W", "error").assert_outcomes(passed=7)
 
 
+def test_anyios_auto_mode_works_too(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nanyio_mode = auto\n")
+    pytester.makepyfile(
+        test_auto="""
+        async def test_unmarked(anyio_backend):
+            assert isinstance(anyio_backend, tuple)  # ours, not AnyIO's string
+        """
+    )
+    result = pytester.runpytest("--collect-only", "-q")
+    assert collected_ids(result) == [
+        f"test_auto.py::test_unmarked[{backend}]" for backend in BACKENDS
+    ]
+    pytester.runpytest("-W", "error").assert_outcomes(passed=3)
+
+
 def test_disabled_with_no_anyconc(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_probe="""
@@ -620,6 +635,27 @@ def test_own_backend_fixture_wins(pytester: pytest.Pytester) -> None:
             "return anyconc.pytest_plugin.backend_spec(name, virtual_time=True) from it",
         ]
     )
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        ("anyconc.pytest_plugin", "anyio.pytest_plugin"),
+        ("anyio.pytest_plugin", "anyconc.pytest_plugin"),
+    ],
+    ids=["anyconc-first", "anyio-first"],
+)
+def test_our_backend_fixture_wins_over_anyios_in_any_load_order(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, order: tuple[str, str]
+) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pytester.makepyfile(test_probe=BACKEND_PROBE)
+    args = ("-p", order[0], "-p", order[1])
+    result = pytester.runpytest("--collect-only", "-q", *args)
+    assert collected_ids(result) == [
+        f"test_probe.py::test_x[{backend}]" for backend in BACKENDS
+    ]
+    pytester.runpytest("-W", "error", *args).assert_outcomes(passed=3)
 
 
 def test_module_scoped_async_fixture_still_works(pytester: pytest.Pytester) -> None:

@@ -41,7 +41,9 @@ Scope and precedence (decisions where AnyIO's plugin leaves room):
   (it has nothing to do without pytest-asyncio).
 * Nothing else changes: tests that are neither anyio-marked nor request ``anyio_backend``
   are not parametrized, trio and uvloop are never imported by this plugin unless a test
-  runs on them, and ``-p no:anyconc`` disables all of the above.
+  runs on them, and ``-p no:anyconc`` disables all of the above. With AnyIO's plugin
+  disabled (``-p no:anyio``) this one stays inert too: nothing would run the tests.
+* Requires pytest >= 8 (new-style hook wrappers).
 
 Example (no conftest needed)::
 
@@ -84,7 +86,6 @@ __all__ = ["BACKENDS", "AnyconcClock", "backend_spec"]
 BACKENDS: Final = ("asyncio", "uvloop", "trio")
 
 _MARKER: Final = "virtual_time"
-_LOOPTIME_PLUGIN: Final = "looptime_plugin"
 
 
 @dataclass(frozen=True)
@@ -400,6 +401,13 @@ def _read_settings(config: pytest.Config) -> _Settings:
     )
 
 
+def _is_active(pluginmanager: pytest.PytestPluginManager, module: str) -> bool:
+    # By module rather than by name: "-p anyio.pytest_plugin" registers AnyIO's plugin
+    # under another name than its entry point ("anyio")
+    plugin = sys.modules.get(module)
+    return plugin is not None and pluginmanager.is_registered(plugin)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
@@ -409,14 +417,14 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
     pluginmanager = config.pluginmanager
-    if not pluginmanager.has_plugin("asyncio"):
+    if not _is_active(pluginmanager, "pytest_asyncio.plugin"):
         # looptime's plugin only acts on pytest-asyncio's loops, and without pytest-asyncio
         # its pytest_fixture_setup hook fails on every fixture (looptime 0.9)
-        looptime_plugin = pluginmanager.get_plugin(_LOOPTIME_PLUGIN)
-        if looptime_plugin is not None:
+        looptime_plugin = sys.modules.get("looptime._internal.plugin")
+        if looptime_plugin is not None and pluginmanager.is_registered(looptime_plugin):
             pluginmanager.unregister(looptime_plugin)
 
-    if not pluginmanager.has_plugin("anyio"):
+    if not _is_active(pluginmanager, "anyio.pytest_plugin"):
         return  # nothing would run the tests we parametrize: stay inert
 
     config.stash[_SETTINGS_KEY] = _read_settings(config)
