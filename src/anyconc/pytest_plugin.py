@@ -91,7 +91,6 @@ _MARKER: Final = "virtual_time"
 @dataclass(frozen=True)
 class _Settings:
     backends: tuple[str, ...]
-    explicit: bool
     virtual_by_default: bool
     auto_mark: bool
 
@@ -386,16 +385,16 @@ def _read_settings(config: pytest.Config) -> _Settings:
     option: str | None = config.getoption("anyconc_backends")
     ini: list[str] = config.getini("anyconc_backends")
     if option is not None:
-        backends, explicit = _parse_backends([option], "--anyconc-backends"), True
+        backends = _parse_backends([option], "--anyconc-backends")
     elif ini:
-        backends, explicit = _parse_backends(ini, "anyconc_backends"), True
+        backends = _parse_backends(ini, "anyconc_backends")
     else:
+        # chosen explicitly, a backend that is not installed is kept (and skipped with
+        # a reason, see _backend_param); by default, only the installed ones
         backends = tuple(name for name in BACKENDS if _backend_installed(name))
-        explicit = False
 
     return _Settings(
         backends=backends,
-        explicit=explicit,
         virtual_by_default=bool(config.getini("anyconc_virtual_time")),
         auto_mark=bool(config.getini("anyconc_auto_mark")),
     )
@@ -466,7 +465,7 @@ def pytest_pycollect_makeitem(
     pytest.mark.usefixtures("anyio_backend")(obj)
 
 
-def _virtual_requested(node: pytest.Item | pytest.Function, default: bool) -> bool:
+def _virtual_requested(node: pytest.Item, default: bool) -> bool:
     marker = node.get_closest_marker(_MARKER)
     if marker is None:
         return default
