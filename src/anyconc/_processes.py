@@ -281,6 +281,7 @@ async def _run(
     cancellable: bool,
 ) -> T:
     await checkpoint_if_cancelled()
+    wakeup = _Wakeup()
     # Keyword arguments are bound here: passed to submit() they could collide with the
     # executor's own options (Dask's submit() takes ``key``, ``pure``, ``workers``...).
     call = partial(func, *args, **kwargs) if kwargs else func
@@ -296,7 +297,6 @@ async def _run(
             f"executor {executor!r} refused to run {callable_name(func)}: {exc}"
         ) from None
 
-    wakeup = _Wakeup()
     future.add_done_callback(wakeup)
     try:
         await wakeup.event.wait()
