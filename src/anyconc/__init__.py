@@ -50,6 +50,9 @@ from ._retry import retry as retry
 from ._timeouts import shield as shield
 from ._timeouts import timeout as timeout
 # --- processes and executors ---
+from ._processes import AsyncExecutor as AsyncExecutor
+from ._processes import run_in_executor as run_in_executor
+from ._processes import run_in_process as run_in_process
 
 __all__ = [
     # --- tasks ---
@@ -87,4 +90,7 @@ __all__ = [
     "shield",
     "timeout",
     # --- processes and executors ---
+    "AsyncExecutor",
+    "run_in_executor",
+    "run_in_process",
 ]
