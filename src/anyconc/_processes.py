@@ -166,9 +166,8 @@ async def run_in_process(
     :exc:`anyio.BrokenWorkerProcess` is raised.
 
     Cancellation: by default a call that has started runs to completion (a process is
-    not interrupted halfway) and its outcome, value or exception, is delivered; the
-    cancellation is then raised at the caller's next checkpoint. That is AnyIO's and
-    trio's rule for threads, and :class:`ThreadPool`'s: nothing the call did is lost.
+    not interrupted halfway), then the cancellation is raised, as
+    :class:`ThreadPool` does; the call's value is dropped.
     With ``cancellable=True`` the worker process is killed (``SIGKILL``) instead, as in
     AnyIO. A call still waiting for a free process is cancelled at once either way.
 
@@ -206,6 +205,9 @@ async def run_in_process(
         cancellable=cancellable,
         limiter=limiter,
     )
+    # A cancellation that arrived while the (shielded) call ran is raised now, as
+    # ThreadPool does, not at the caller's next checkpoint.
+    await checkpoint_if_cancelled()
     if not ok:
         value.__cause__ = _RemoteTraceback(cast(str, tb))
         raise value
@@ -261,14 +263,19 @@ class _Wakeup:
             )
 
 
+def _log_dropped_failure(func: object, future: Future[Any], why: str) -> None:
+    if not future.cancelled() and (exc := future.exception()) is not None:
+        logger.warning(
+            "%s failed after %s; the exception is dropped",
+            callable_name(func),
+            why,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+
+
 def _log_abandoned_failure(func: object) -> Callable[[Future[Any]], None]:
     def callback(future: Future[Any]) -> None:
-        if not future.cancelled() and (exc := future.exception()) is not None:
-            logger.warning(
-                "%s failed after its caller abandoned it; the exception is dropped",
-                callable_name(func),
-                exc_info=(type(exc), exc, exc.__traceback__),
-            )
+        _log_dropped_failure(func, future, "its caller abandoned it")
 
     return callback
 
@@ -309,11 +316,14 @@ async def _run(
             future.add_done_callback(_log_abandoned_failure(func))
             raise
 
-        # Started: wait for it, then deliver its outcome, as AnyIO and trio do for a
-        # thread that cannot be abandoned. The cancellation is not lost: the cancel
-        # scope is still cancelled, so the caller's next checkpoint raises it.
+        # Started: wait for it to finish (it cannot be interrupted), then raise the
+        # cancellation, as ThreadPool does. Its value is dropped; a failure is logged,
+        # so that it is not lost silently.
         with CancelScope(shield=True):
             await wakeup.event.wait()
+
+        _log_dropped_failure(func, future, "its caller was cancelled while it ran")
+        raise
 
     # Unwrapped, with its traceback: concurrent.futures re-raises the very exception
     # object (a process pool attaches the remote traceback as its __cause__; Dask
@@ -330,10 +340,9 @@ class AsyncExecutor:
     its caller is cancelled (the option lives here, not in ``run()``, so that ``run()``
     passes every keyword argument through to ``func``):
 
-    * ``cancellable=False`` (default): the caller waits for the call to finish and gets
-      its outcome, value or exception; the cancellation is then raised at the caller's
-      next checkpoint. This is what :class:`ThreadPool`, AnyIO and trio do with a
-      thread that cannot be abandoned: nothing the call did is lost;
+    * ``cancellable=False`` (default): the caller waits for the call to finish, then the
+      cancellation is raised, as :class:`ThreadPool` does; the call's value is dropped
+      and a failure of the call is logged on the ``anyconc`` logger (not lost);
     * ``cancellable=True``: the caller leaves at once and the call is abandoned: it
       runs to its end in the executor and its result is dropped (a failure is logged
       on the ``anyconc`` logger, so it is not lost silently).
@@ -423,8 +432,8 @@ async def run_in_executor(
     ``ThreadPoolExecutor``) on every backend, trio included. The exception raised by
     ``func`` arrives unwrapped, with its traceback. Cancelling the caller cancels the
     call if the executor has not started it, and otherwise waits for it to finish and
-    delivers its outcome (the cancellation is raised at the caller's next checkpoint,
-    as for :class:`ThreadPool`); to abandon started calls instead, use
+    then raises the cancellation (as :class:`ThreadPool` does); to abandon started
+    calls instead, use
     ``AsyncExecutor(executor, cancellable=True).run(...)``. See :class:`AsyncExecutor`
     for the details.
 
