@@ -14,25 +14,15 @@ import pytest
 import sniffio
 
 from anyconc._circuit import CircuitBreaker, CircuitOpenError
+from anyconc.pytest_plugin import backend_spec
 
 T = TypeVar("T")
 
 
 def run_virtual(fn: Callable[[], Awaitable[T]], backend: str) -> T:
     """anyio.run() under a virtual clock starting at 0 on either backend."""
-    if backend == "trio":
-        import trio.testing
-
-        options: dict[str, Any] = {
-            "clock": trio.testing.MockClock(autojump_threshold=0)
-        }
-    else:
-        import looptime
-
-        options = {
-            "loop_factory": lambda: looptime.new_event_loop(start=0.0, _enabled=True)
-        }
-    return anyio.run(fn, backend=backend, backend_options=options)
+    name, options = backend_spec(backend, virtual_time=True)
+    return anyio.run(fn, backend=name, backend_options=options)
 
 
 async def ok(value: str = "ok") -> str:

@@ -15,25 +15,15 @@ import sniffio
 
 from anyconc import run_until_first_complete
 from anyconc._timeouts import Timeout, shield, timeout
+from anyconc.pytest_plugin import backend_spec
 
 T = TypeVar("T")
 
 
 def run_virtual(fn: Callable[[], Awaitable[T]], backend: str) -> T:
     """anyio.run() under a virtual clock starting at 0 on either backend."""
-    if backend == "trio":
-        import trio.testing
-
-        options: dict[str, Any] = {
-            "clock": trio.testing.MockClock(autojump_threshold=0)
-        }
-    else:
-        import looptime
-
-        options = {
-            "loop_factory": lambda: looptime.new_event_loop(start=0.0, _enabled=True)
-        }
-    return anyio.run(fn, backend=backend, backend_options=options)
+    name, options = backend_spec(backend, virtual_time=True)
+    return anyio.run(fn, backend=name, backend_options=options)
 
 
 # --- timeout ---
