@@ -359,14 +359,30 @@ def test_tasks_left_at_the_end_of_a_run_are_cancelled_cleanly() -> None:
     assert threading.active_count() <= threads_before
 
 
+MODULE_SUPERVISOR = BackgroundTasks(name="module")  # created at import time, no loop
+
+
 def test_background_tasks_supervisor_is_run_portable() -> None:
-    async def main() -> int:
-        async with BackgroundTasks(name="app") as tasks:
+    async def main() -> list[object]:
+        async with MODULE_SUPERVISOR as tasks:
             task = tasks.create_task(anyio.sleep(0))
-        return len(tasks.active) + (task.done() is True)
+            owned = create_background_task(anyio.sleep(0)) in tasks.active
+        return [len(tasks.active), task.done(), owned]
 
     for backend in ("asyncio", "trio", "asyncio"):
-        assert anyio.run(main, backend=backend) == 1
+        assert anyio.run(main, backend=backend) == [0, True, True]
+
+
+async def test_module_level_supervisor_on_every_backend() -> None:
+    async def ok() -> str:
+        await anyio.sleep(0)
+        return "ok"
+
+    async with MODULE_SUPERVISOR as tasks:
+        assert await tasks.create_task(ok()) == "ok"
+        with pytest.raises(RuntimeError, match="already active"):
+            async with MODULE_SUPERVISOR:
+                pass
 
 
 async def test_bad_arguments() -> None:

@@ -152,6 +152,10 @@ class BackgroundTasks:
     each on the ``anyconc`` logger, and waits for them. If the block exits because it is
     being cancelled, the tasks are cancelled at once.
 
+    A supervisor can be created at import time and entered again once a block has
+    exited (in the same event-loop run or a later one, on any backend); it cannot be
+    active twice at once.
+
     Example::
 
         async with BackgroundTasks(name="app", shutdown_timeout=10) as tasks:
@@ -254,10 +258,15 @@ class BackgroundTasks:
 
     async def __aenter__(self) -> Self:
         if self._entered:
-            raise RuntimeError("this background tasks supervisor was already entered")
+            raise RuntimeError("this background tasks supervisor is already active")
 
         self._entered = True
-        await self._open()
+        try:
+            await self._open()
+        except BaseException:
+            self._entered = False
+            raise
+
         owners = _owners.get(None)
         if owners is None:
             owners = []
@@ -276,7 +285,13 @@ class BackgroundTasks:
         if owners is not None and self in owners:
             owners.remove(self)
 
-        return await self._close(exc_type, exc_val, exc_tb)
+        try:
+            return await self._close(exc_type, exc_val, exc_tb)
+        finally:
+            # Reusable afterwards: by a later block, in this run or another one.
+            self._group = None
+            self._idle = None
+            self._entered = False
 
     async def _close(
         self,
