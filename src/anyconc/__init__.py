@@ -35,6 +35,19 @@ from ._event import AsyncEvent as AsyncEvent
 from ._lazy import AsyncLazy as AsyncLazy
 
 # --- coordination ---
+from ._barrier import Barrier as Barrier
+from ._barrier import BrokenBarrierError as BrokenBarrierError
+from ._queue import LifoQueue as LifoQueue
+from ._queue import PriorityQueue as PriorityQueue
+from ._queue import Queue as Queue
+from ._queue import QueueEmpty as QueueEmpty
+from ._queue import QueueFull as QueueFull
+from ._queue import QueueShutDown as QueueShutDown
+from ._sync import CapacityLimiter as CapacityLimiter
+from ._sync import Condition as Condition
+from ._sync import Lock as Lock
+from ._sync import Semaphore as Semaphore
+
 # --- fan-out ---
 from ._fanout import amap as amap
 from ._fanout import as_completed as as_completed
@@ -76,6 +89,18 @@ __all__ = [
     "AsyncEvent",
     "AsyncLazy",
     # --- coordination ---
+    "Barrier",
+    "BrokenBarrierError",
+    "CapacityLimiter",
+    "Condition",
+    "LifoQueue",
+    "Lock",
+    "PriorityQueue",
+    "Queue",
+    "QueueEmpty",
+    "QueueFull",
+    "QueueShutDown",
+    "Semaphore",
     # --- fan-out ---
     "amap",
     "as_completed",

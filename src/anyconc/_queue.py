@@ -13,14 +13,12 @@ from __future__ import annotations
 import heapq
 import math
 import sys
-import types
 from collections import deque
-from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Generic, TypeVar
 
 from anyio import Event
-from anyio.lowlevel import checkpoint as _anyio_checkpoint
-from sniffio import current_async_library
+
+from ._lowlevel import checkpoint
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -55,43 +53,6 @@ class QueueShutDown(Exception):
     called; ``get()`` / ``get_nowait()`` raise it once the queue is shut down *and* empty
     (at once after ``shutdown(immediate=True)``, which empties the queue).
     """
-
-
-@types.coroutine
-def _asyncio_yield() -> Generator[None, None, None]:
-    # A bare yield is exactly asyncio.sleep(0), which is AnyIO's asyncio checkpoint:
-    # the task is rescheduled at once, and a pending cancellation (AnyIO delivers it
-    # with Task.cancel()) is raised here.
-    yield
-
-
-async def _checkpoint() -> None:
-    """
-    Do what :func:`anyio.lowlevel.checkpoint` does, with less overhead.
-
-    Queue operations are a checkpoint each, so the checkpoint is most of their cost;
-    dispatching on the library name directly saves AnyIO's backend lookup and one
-    coroutine layer (about a quarter of an uncontended ``put`` + ``get`` on asyncio).
-    """
-    library = current_async_library()
-    if library == "asyncio":
-        await _asyncio_yield()
-    elif library == "trio":
-        await (_trio_checkpoint or _load_trio_checkpoint())()
-    else:  # pragma: no cover - any other AnyIO backend
-        await _anyio_checkpoint()
-
-
-# trio's checkpoint, bound on first use so that asyncio users never import trio.
-_trio_checkpoint: Callable[[], Awaitable[None]] | None = None
-
-
-def _load_trio_checkpoint() -> Callable[[], Awaitable[None]]:
-    global _trio_checkpoint
-    from trio.lowlevel import checkpoint
-
-    _trio_checkpoint = checkpoint
-    return checkpoint
 
 
 def _wakeup_next(waiters: deque[Event]) -> None:
@@ -260,7 +221,7 @@ class Queue(Generic[T]):
         """
         # A plain checkpoint first, then the synchronous operation: the cheapest way to
         # be a checkpoint on every backend (AnyIO's memory streams do the same).
-        await _checkpoint()
+        await checkpoint()
         while 0 < self._maxsize <= len(self._queue):
             if self._is_shutdown:
                 raise QueueShutDown
@@ -318,7 +279,7 @@ class Queue(Generic[T]):
             happens while waiting)
 
         """
-        await _checkpoint()
+        await checkpoint()
         while not self._queue:
             if self._is_shutdown:
                 raise QueueShutDown
@@ -402,7 +363,7 @@ class Queue(Generic[T]):
             await queue.join()
 
         """
-        await _checkpoint()
+        await checkpoint()
         if self._unfinished_tasks > 0:
             waiter = Event()
             self._join_waiters.append(waiter)

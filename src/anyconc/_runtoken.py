@@ -6,25 +6,11 @@ import weakref
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from anyio.lowlevel import current_token
+from ._lowlevel import current_run
 
 __all__ = ["PerRun", "current_run"]
 
 T = TypeVar("T")
-
-
-def current_run() -> object:
-    """
-    Return an object that identifies the event-loop run the caller is in.
-
-    It is the backend's native token: the asyncio event loop, or trio's ``TrioToken``.
-    Both live exactly as long as the run (``anyio.run`` makes a fresh loop per run), so
-    two runs, one after another or on different backends, never share a token.
-
-    :raises anyio.NoEventLoopError: if no event loop is running in this thread
-
-    """
-    return current_token().native_token
 
 
 class PerRun(Generic[T]):
