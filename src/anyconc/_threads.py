@@ -131,8 +131,10 @@ class ThreadPool:
     import time works in every run, on every backend.
 
     On cancellation of the awaiting task: by default the call runs to its end and then
-    the cancellation is raised (the result is discarded); with ``cancellable=True`` the call is abandoned (the
-    thread runs on, its result is discarded) and the cancellation is delivered at once.
+    the cancellation is raised (the result is discarded); with ``cancellable=True`` the
+    call is abandoned (the thread runs on, its result is discarded) and the cancellation
+    is delivered at once. An abandoned call gives its slot back at once, so while it
+    runs on, a cancellable pool can have more than ``max_workers`` threads busy.
 
     Example::
 
