@@ -7,7 +7,6 @@ import logging
 import math
 import sys
 from collections.abc import Coroutine
-from inspect import CORO_CREATED, getcoroutinestate
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -16,7 +15,7 @@ from anyio import get_cancelled_exc_class
 from anyio.lowlevel import RunVar
 
 from ._lowlevel import spawn_run_task
-from ._tasks import _CANCELLED, _FAILED, Task, check_coroutine
+from ._tasks import _FAILED, Task, check_coroutine
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -60,23 +59,17 @@ class BackgroundTask(Task[T]):
 
     """
 
-    __slots__ = ("_awaiters", "_cancel_requested", "_in_block", "started_at")
+    __slots__ = ("_awaiters", "_in_block", "started_at")
 
     def __init__(self, coro: Coroutine[Any, Any, T], name: str | None) -> None:
         super().__init__(coro, name)
         self._in_block = False
         # How many ``await task`` are parked: each will retrieve a failure itself.
         self._awaiters = 0
-        # cancel() before the supervisor could start the task: applied when it starts.
-        self._cancel_requested = False
         #: The event-loop time (``anyio.current_time()``) at which the task was created.
         self.started_at = anyio.current_time()
 
     async def _run_in_background(self) -> None:
-        if self._cancel_requested:
-            self._close_unstarted()
-            return
-
         await self._run(propagate=False)
         if (
             self._state == _FAILED
@@ -88,33 +81,12 @@ class BackgroundTask(Task[T]):
                 "background task %r failed", self._name, exc_info=self._exception
             )
 
-    def cancel(self) -> bool:
-        coro = self._coro
-        if coro is not None and getcoroutinestate(coro) == CORO_CREATED:
-            # Not started yet: it never will be (as with asyncio.Task.cancel()).
-            self._cancel_requested = True
-            return True
-
-        return super().cancel()
-
-    cancel.__doc__ = Task.cancel.__doc__
-
     async def _wait_result(self) -> T:
         self._awaiters += 1
         try:
             return await super()._wait_result()
         finally:
             self._awaiters -= 1
-
-    def _close_unstarted(self) -> None:
-        # The supervisor's run ended before the task could start: it counts as
-        # cancelled, and its coroutine is closed so that nothing warns it was never
-        # awaited.
-        if self._coro is not None:
-            self._coro.close()
-
-        self._state = _CANCELLED
-        self._finish()
 
     async def __aenter__(self) -> Self:
         self._in_block = True

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Coroutine, Generator
 from contextlib import suppress
 from functools import partial
-from inspect import iscoroutine
+from inspect import CORO_CREATED, getcoroutinestate, iscoroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -92,6 +92,7 @@ class Task(Generic[T]):
     __slots__ = (
         "__weakref__",
         "_callbacks",
+        "_cancel_requested",
         "_coro",
         "_exception",
         "_handle",
@@ -109,6 +110,7 @@ class Task(Generic[T]):
         self._coro: Coroutine[Any, Any, T] | None = coro
         self._name = name if name is not None else callable_name(coro)
         self._state = _PENDING
+        self._cancel_requested = False
         self._exception: BaseException | None = None
         self._retrieved = False
         self._callbacks: list[Callable[[Task[T]], object]] | None = None
@@ -122,6 +124,10 @@ class Task(Generic[T]):
     async def _run(self, propagate: bool = True) -> None:
         # The body of the spawned task. ``propagate`` re-raises a failure into the
         # hosting task group (TaskGroup semantics); background tasks keep it instead.
+        if self._cancel_requested:
+            self._close_unstarted()
+            return
+
         coro = self._coro
         assert coro is not None
         try:
@@ -140,6 +146,16 @@ class Task(Generic[T]):
         else:
             self._state = _FINISHED
             self._finish()
+
+    def _close_unstarted(self) -> None:
+        # Cancelled before it could start (or its owner's run ended first): it counts as
+        # cancelled, and its coroutine is closed so that nothing warns it was never
+        # awaited.
+        if self._coro is not None:
+            self._coro.close()
+
+        self._state = _CANCELLED
+        self._finish()
 
     def _finish(self) -> None:
         self._coro = None
@@ -180,15 +196,20 @@ class Task(Generic[T]):
         """
         Request the cancellation of the task.
 
-        The task receives the cancellation at its next checkpoint (or at its first, if
-        it has not started running yet). A task may catch the cancellation and finish
-        otherwise, as on every backend.
+        A task that has not started running yet never will (its coroutine is closed),
+        as with :meth:`asyncio.Task.cancel`; a running one receives the cancellation at
+        its next checkpoint, and may catch it and finish otherwise, as on every backend.
 
         :return: ``False`` if the task had already finished, ``True`` otherwise
 
         """
         if self._state != _PENDING:
             return False
+
+        coro = self._coro
+        if coro is not None and getcoroutinestate(coro) == CORO_CREATED:
+            # Not started yet: it never will be (as with asyncio.Task.cancel()).
+            self._cancel_requested = True
 
         if self._handle is not None:
             self._handle.cancel()
