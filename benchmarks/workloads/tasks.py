@@ -463,4 +463,21 @@ WORKLOADS = [
         quick_n=200,
         rounds=15,
     ),
+    Workload(
+        "background-10k",
+        "10,000 fire-and-forget background tasks",
+        "As background-1k with 10,000 tasks per sample (issue 3's size); per op = per "
+        "task.",
+        (
+            Impl("anyconc create_background_task", bg_anyconc_default),
+            Impl("anyconc BackgroundTasks.create_task", bg_anyconc_supervisor),
+            Impl("anyio task group start_soon", bg_anyio_task_group, baseline=True),
+            Impl("asyncio.create_task + ref set", bg_asyncio_create_task, ASYNCIO),
+            Impl("nexios create_background_task", bg_nexios, ASYNCIO),
+            Impl("trio nursery start_soon", bg_trio_nursery, TRIO),
+        ),
+        n=10_000,
+        quick_n=200,
+        rounds=7,
+    ),
 ]

@@ -6,15 +6,15 @@ import contextvars
 import logging
 import math
 import sys
+import weakref
 from collections.abc import Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-from anyio import get_cancelled_exc_class
-from anyio.lowlevel import RunVar
+from anyio import NoEventLoopError, get_cancelled_exc_class
 
-from ._lowlevel import spawn_run_task
+from ._lowlevel import current_run, current_time, spawn_run_task
 from ._tasks import _FAILED, Task, check_coroutine
 
 if sys.version_info >= (3, 11):
@@ -25,16 +25,55 @@ else:
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup as AnyIOTaskGroup
 
-__all__ = ["BackgroundTask", "BackgroundTasks", "create_background_task"]
+__all__ = [
+    "BackgroundTask",
+    "BackgroundTasks",
+    "create_background_task",
+    "current_owner",
+]
 
 T = TypeVar("T")
 
 logger = logging.getLogger("anyconc")
 
-# The supervisors of the current run: the active BackgroundTasks blocks, innermost last.
-_owners: RunVar[list[BackgroundTasks]] = RunVar("anyconc.background.owners")
-# The run-wide default supervisor, started on demand.
-_default: RunVar[BackgroundTasks] = RunVar("anyconc.background.default")
+
+class _RunState:
+    """What one event-loop run knows about its supervisors."""
+
+    __slots__ = ("default", "owners")
+
+    def __init__(self) -> None:
+        # The active BackgroundTasks blocks of the run, innermost last.
+        self.owners: list[BackgroundTasks] = []
+        # The run-wide default supervisor, started on demand.
+        self.default: BackgroundTasks | None = None
+
+
+# Keyed by the run's token (its event loop, or trio's TrioToken), weakly: the state goes
+# with the run. Cheaper than two AnyIO RunVars on create_background_task's path.
+_run_states: weakref.WeakKeyDictionary[object, _RunState] = weakref.WeakKeyDictionary()
+
+
+def _run_state() -> _RunState:
+    run = current_run()
+    state = _run_states.get(run)
+    if state is None:
+        state = _run_states[run] = _RunState()
+
+    return state
+
+
+def current_owner() -> BackgroundTasks | None:
+    """
+    Return the supervisor that :func:`create_background_task` would use now, without
+    starting the run-wide default one: the innermost active :class:`BackgroundTasks` of
+    the run, else the default supervisor if it was started, else ``None``.
+
+    :raises anyio.NoEventLoopError: if no event loop is running in this thread
+
+    """
+    state = _run_state()
+    return state.owners[-1] if state.owners else state.default
 
 
 class BackgroundTask(Task[T]):
@@ -67,10 +106,12 @@ class BackgroundTask(Task[T]):
         # How many ``await task`` are parked: each will retrieve a failure itself.
         self._awaiters = 0
         #: The event-loop time (``anyio.current_time()``) at which the task was created.
-        self.started_at = anyio.current_time()
+        self.started_at = current_time()
 
-    async def _run_in_background(self) -> None:
-        await self._run(propagate=False)
+    def _finish(self) -> None:
+        super()._finish()
+        # After the done-callbacks, which may retrieve the failure; an ``await task``
+        # parked here (counted in _awaiters) will retrieve it when it resumes.
         if (
             self._state == _FAILED
             and not self._retrieved
@@ -210,9 +251,7 @@ class BackgroundTasks:
 
     def _spawn(self, task: BackgroundTask[Any]) -> None:
         assert self._group is not None
-        task._handle = self._group.create_task(
-            task._run_in_background(), name=task._name
-        )
+        task._handle = self._group.create_task(task._run(False), name=task._name)
 
     def _forget(self, task: Task[Any]) -> None:
         del self._tasks[task]  # type: ignore[arg-type]
@@ -239,12 +278,7 @@ class BackgroundTasks:
             self._entered = False
             raise
 
-        owners = _owners.get(None)
-        if owners is None:
-            owners = []
-            _owners.set(owners)
-
-        owners.append(self)
+        _run_state().owners.append(self)
         return self
 
     async def __aexit__(
@@ -253,8 +287,8 @@ class BackgroundTasks:
         exc_val: BaseException | None,
         exc_tb: TracebackType | None,
     ) -> bool | None:
-        owners = _owners.get(None)
-        if owners is not None and self in owners:
+        owners = _run_state().owners
+        if self in owners:
             owners.remove(self)
 
         try:
@@ -306,12 +340,12 @@ class BackgroundTasks:
             task.cancel()
 
 
-def _default_supervisor() -> BackgroundTasks:
-    supervisor = _default.get(None)
+def _default_supervisor(state: _RunState) -> BackgroundTasks:
+    supervisor = state.default
     if supervisor is None:
         supervisor = BackgroundTasks(name="anyconc default")
         supervisor._accepting = True  # tasks wait in _pending until the host runs
-        _default.set(supervisor)
+        state.default = supervisor
         spawn_run_task(
             lambda: _host_default_supervisor(supervisor),
             name="anyconc background supervisor",
@@ -373,12 +407,12 @@ def create_background_task(
     """
     check_coroutine(coro, "create_background_task")
     try:
-        owners = _owners.get(None)
-    except Exception:
+        state = _run_state()
+    except NoEventLoopError:
         coro.close()
         raise RuntimeError(
             "create_background_task() must be called from a task of a running event loop"
         ) from None
 
-    owner = owners[-1] if owners else _default_supervisor()
+    owner = state.owners[-1] if state.owners else _default_supervisor(state)
     return owner.create_task(coro, name=name)

@@ -27,10 +27,11 @@ from typing import Any
 
 import sniffio
 from anyio import NoEventLoopError
+from anyio import current_time as anyio_current_time
 from anyio.lowlevel import checkpoint as anyio_checkpoint
 from anyio.lowlevel import current_token
 
-__all__ = ["call_soon", "checkpoint", "current_run", "spawn_run_task"]
+__all__ = ["call_soon", "checkpoint", "current_run", "current_time", "spawn_run_task"]
 
 # asyncio keeps only weak references to tasks: hold the run-level tasks here until done.
 _asyncio_run_tasks: set[asyncio.Task[Any]] = set()
@@ -148,6 +149,31 @@ def current_run() -> object:
         return trio.lowlevel.current_trio_token()
 
     return current_token().native_token  # pragma: no cover - any other AnyIO backend
+
+
+def current_time() -> float:
+    """
+    Return :func:`anyio.current_time`, without AnyIO's backend lookup.
+
+    :raises anyio.NoEventLoopError: if no event loop is running in this thread
+
+    """
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        raise NoEventLoopError(
+            "not currently running on any asynchronous event loop"
+        ) from None
+
+    if library == "asyncio":
+        return asyncio.get_running_loop().time()
+
+    if library == "trio":
+        import trio
+
+        return trio.current_time()
+
+    return anyio_current_time()  # pragma: no cover - any other AnyIO backend
 
 
 @types.coroutine

@@ -43,8 +43,7 @@ import anyio
 from anyio.abc import TaskGroup as AnyIOTaskGroup
 from anyio.abc import TaskStatus
 
-from . import _background
-from ._background import BackgroundTasks
+from ._background import BackgroundTasks, current_owner
 from ._runtoken import PerRun
 
 __all__ = [
@@ -129,16 +128,6 @@ def _check_state_key(state_key: str | None) -> None:
         )
 
 
-def _current_owner() -> BackgroundTasks | None:
-    # The supervisor that create_background_task() would use now, without starting the
-    # run-wide default one. Kept in one place: it reads _background's run variables.
-    owners = _background._owners.get(None)
-    if owners:
-        return owners[-1]
-
-    return _background._default.get(None)
-
-
 def background_tasks_status(
     supervisor: BackgroundTasks | None = None,
 ) -> BackgroundTasksStatus:
@@ -170,7 +159,7 @@ def background_tasks_status(
 
     """
     if supervisor is None:
-        supervisor = _current_owner()
+        supervisor = current_owner()
         if supervisor is None:
             anyio.current_time()  # outside a run: raise, as with a supervisor
             return {"supervisor": None, "active_tasks": 0, "tasks": []}
