@@ -62,6 +62,7 @@ from ._pacing import every as every
 from ._retry import retry as retry
 from ._timeouts import shield as shield
 from ._timeouts import timeout as timeout
+
 # --- processes and executors ---
 from ._processes import AsyncExecutor as AsyncExecutor
 from ._processes import run_in_executor as run_in_executor

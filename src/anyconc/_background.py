@@ -16,6 +16,7 @@ from anyio import NoEventLoopError, get_cancelled_exc_class
 
 from ._lowlevel import current_run, current_time, spawn_run_task
 from ._tasks import _FAILED, Task, check_coroutine
+from ._util import check_optional_str, check_shutdown_timeout
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -183,22 +184,8 @@ class BackgroundTasks:
     def __init__(
         self, *, name: str | None = None, shutdown_timeout: float | None = None
     ) -> None:
-        if name is not None and not isinstance(name, str):
-            raise TypeError(
-                f"name must be a string or None, got {type(name).__qualname__}"
-            )
-        if shutdown_timeout is not None:
-            if isinstance(shutdown_timeout, bool) or not isinstance(
-                shutdown_timeout, (int, float)
-            ):
-                raise TypeError(
-                    f"shutdown_timeout must be a number or None, got "
-                    f"{type(shutdown_timeout).__qualname__}"
-                )
-            if not shutdown_timeout >= 0:
-                raise ValueError(
-                    f"shutdown_timeout must not be negative, got {shutdown_timeout}"
-                )
+        check_optional_str("name", name)
+        check_shutdown_timeout(shutdown_timeout)
 
         self.name = name
         self.shutdown_timeout = shutdown_timeout

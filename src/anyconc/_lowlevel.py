@@ -120,6 +120,15 @@ def call_soon(callback: Callable[[], object]) -> None:
         raise RuntimeError(f"unsupported async library {library!r}")
 
 
+def _running_library() -> str:
+    try:
+        return sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        raise NoEventLoopError(
+            "not currently running on any asynchronous event loop"
+        ) from None
+
+
 def current_run() -> object:
     """
     Return an object that identifies the event-loop run the caller is in.
@@ -133,12 +142,7 @@ def current_run() -> object:
     :raises anyio.NoEventLoopError: if no event loop is running in this thread
 
     """
-    try:
-        library = sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
-        raise NoEventLoopError(
-            "not currently running on any asynchronous event loop"
-        ) from None
+    library = _running_library()
 
     if library == "asyncio":
         return asyncio.get_running_loop()
@@ -158,12 +162,7 @@ def current_time() -> float:
     :raises anyio.NoEventLoopError: if no event loop is running in this thread
 
     """
-    try:
-        library = sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
-        raise NoEventLoopError(
-            "not currently running on any asynchronous event loop"
-        ) from None
+    library = _running_library()
 
     if library == "asyncio":
         return asyncio.get_running_loop().time()

@@ -17,7 +17,7 @@ from anyio import TaskCancelled, TaskNotFinished, get_cancelled_exc_class
 from anyio.lowlevel import checkpoint
 
 from ._lowlevel import call_soon, spawn_run_task
-from ._util import callable_name
+from ._util import callable_name, check_optional_str
 
 if sys.version_info >= (3, 11):
     from typing import Self, TypeVarTuple, Unpack
@@ -347,10 +347,7 @@ class TaskGroup:
     """
 
     def __init__(self, *, name: str | None = None) -> None:
-        if name is not None and not isinstance(name, str):
-            raise TypeError(
-                f"name must be a string or None, got {type(name).__qualname__}"
-            )
+        check_optional_str("name", name)
 
         self.name = name
         self._group: AnyIOTaskGroup | None = None

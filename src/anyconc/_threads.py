@@ -12,6 +12,7 @@ import anyio.to_thread
 from anyio.lowlevel import checkpoint_if_cancelled
 
 from ._runtoken import PerRun
+from ._util import check_optional_str
 
 __all__ = ["ThreadPool", "iterate_in_threadpool", "run_in_threadpool"]
 
@@ -156,10 +157,7 @@ class ThreadPool:
             )
         if max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, got {max_workers}")
-        if name is not None and not isinstance(name, str):
-            raise TypeError(
-                f"name must be a string or None, got {type(name).__qualname__}"
-            )
+        check_optional_str("name", name)
 
         self.max_workers = max_workers
         self.name = name

@@ -45,6 +45,7 @@ from anyio.abc import TaskStatus
 
 from ._background import BackgroundTasks, current_owner
 from ._runtoken import PerRun
+from ._util import check_optional_str, check_shutdown_timeout
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT",
@@ -96,36 +97,6 @@ class BackgroundTasksStatus(TypedDict):
     active_tasks: int
     #: The running tasks, oldest first.
     tasks: list[TaskInfo]
-
-
-def _check_shutdown_timeout(shutdown_timeout: float | None) -> None:
-    if shutdown_timeout is None:
-        return
-
-    if isinstance(shutdown_timeout, bool) or not isinstance(
-        shutdown_timeout, (int, float)
-    ):
-        raise TypeError(
-            f"shutdown_timeout must be a number or None, "
-            f"got {type(shutdown_timeout).__qualname__}"
-        )
-
-    if not shutdown_timeout >= 0:
-        raise ValueError(
-            f"shutdown_timeout must not be negative, got {shutdown_timeout}"
-        )
-
-
-def _check_name(name: str | None) -> None:
-    if name is not None and not isinstance(name, str):
-        raise TypeError(f"name must be a string or None, got {type(name).__qualname__}")
-
-
-def _check_state_key(state_key: str | None) -> None:
-    if state_key is not None and not isinstance(state_key, str):
-        raise TypeError(
-            f"state_key must be a string or None, got {type(state_key).__qualname__}"
-        )
 
 
 def background_tasks_status(
@@ -340,9 +311,9 @@ class BackgroundTasksMiddleware:
                 f"got {type(app).__qualname__}"
             )
 
-        _check_shutdown_timeout(shutdown_timeout)
-        _check_name(name)
-        _check_state_key(state_key)
+        check_shutdown_timeout(shutdown_timeout)
+        check_optional_str("name", name)
+        check_optional_str("state_key", state_key)
         self.app = app
         self.shutdown_timeout = shutdown_timeout
         self.name = name
@@ -629,9 +600,9 @@ def background_tasks_lifespan(
             f"got {type(lifespan).__qualname__}"
         )
 
-    _check_shutdown_timeout(shutdown_timeout)
-    _check_name(name)
-    _check_state_key(state_key)
+    check_shutdown_timeout(shutdown_timeout)
+    check_optional_str("name", name)
+    check_optional_str("state_key", state_key)
 
     def make_state(
         inner: Mapping[str, Any] | None, supervisor: BackgroundTasks
