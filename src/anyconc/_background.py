@@ -6,7 +6,7 @@ import contextvars
 import logging
 import math
 import sys
-import weakref
+import threading
 from collections.abc import Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 from anyio import NoEventLoopError, get_cancelled_exc_class
 
-from ._lowlevel import current_run, current_time, spawn_run_task
+from ._lowlevel import PerRun, current_run, current_time, spawn_run_task
 from ._tasks import _FAILED, Task, check_coroutine
 from ._util import check_optional_str, check_shutdown_timeout
 
@@ -50,18 +50,13 @@ class _RunState:
         self.default: BackgroundTasks | None = None
 
 
-# Keyed by the run's token (its event loop, or trio's TrioToken), weakly: the state goes
-# with the run. Cheaper than two AnyIO RunVars on create_background_task's path.
-_run_states: weakref.WeakKeyDictionary[object, _RunState] = weakref.WeakKeyDictionary()
+# Kept by the run itself (see PerRun): the state, which reaches the run through the
+# default supervisor's task group, goes with the run.
+_run_states: PerRun[_RunState] = PerRun(_RunState)
+_run_state = _run_states.get
 
-
-def _run_state() -> _RunState:
-    run = current_run()
-    state = _run_states.get(run)
-    if state is None:
-        state = _run_states[run] = _RunState()
-
-    return state
+# Guards entering a BackgroundTasks (two runs in two threads may try at once).
+_enter_lock = threading.Lock()
 
 
 def current_owner() -> BackgroundTasks | None:
@@ -168,7 +163,10 @@ class BackgroundTasks:
 
     A supervisor can be created at import time and entered again once a block has
     exited (in the same event-loop run or a later one, on any backend); it cannot be
-    active twice at once.
+    active twice at once. Its tasks belong to the run its block is active in: it serves
+    one run at a time, and a run in another thread that enters it, or gives it a task,
+    while it is active gets a :exc:`RuntimeError`. (The run-wide default supervisor,
+    and the innermost-owner bookkeeping, are per run.)
 
     Example::
 
@@ -190,6 +188,7 @@ class BackgroundTasks:
         self.name = name
         self.shutdown_timeout = shutdown_timeout
         self._group: AnyIOTaskGroup | None = None
+        self._run: object | None = None  # the run the active block is in
         self._accepting = False
         self._entered = False
         self._tasks: dict[BackgroundTask[Any], None] = {}
@@ -219,6 +218,14 @@ class BackgroundTasks:
 
         """
         check_coroutine(coro, "create_task")
+        if self._run is not None and self._run is not current_run():
+            coro.close()
+            raise RuntimeError(
+                f"the background tasks supervisor {self.name!r} is active in another "
+                f"event-loop run (in another thread); a supervisor serves one run at a "
+                f"time: give the task to a supervisor of this run, or use "
+                f"create_background_task()"
+            )
         if not self._accepting:
             coro.close()
             raise RuntimeError(
@@ -255,13 +262,24 @@ class BackgroundTasks:
             self._spawn(task)
 
     async def __aenter__(self) -> Self:
-        if self._entered:
-            raise RuntimeError("this background tasks supervisor is already active")
+        run = current_run()
+        with _enter_lock:
+            if self._entered:
+                raise RuntimeError(
+                    "this background tasks supervisor is already active"
+                    + (
+                        ""
+                        if self._run is None or self._run is run
+                        else " in another event-loop run (in another thread)"
+                    )
+                )
+            self._entered = True
+            self._run = run
 
-        self._entered = True
         try:
             await self._open()
         except BaseException:
+            self._run = None
             self._entered = False
             raise
 
@@ -284,6 +302,7 @@ class BackgroundTasks:
             # Reusable afterwards: by a later block, in this run or another one.
             self._group = None
             self._idle = None
+            self._run = None
             self._entered = False
 
     async def _close(

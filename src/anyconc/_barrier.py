@@ -9,6 +9,8 @@ from types import TracebackType
 from anyio import Event
 from anyio.lowlevel import checkpoint
 
+from ._lowlevel import OneRunAtATime
+
 __all__ = ["Barrier", "BrokenBarrierError"]
 
 
@@ -83,7 +85,9 @@ class Barrier:
     Run-portable: a barrier can be created at import time and used by any number of
     runs, one after another, on any backend. Tasks of a finished run have left it
     (they were cancelled with the run); the broken state carries over until
-    :meth:`reset`. Not thread-safe: use it from the event-loop thread.
+    :meth:`reset`. Not thread-safe: use it from the event-loop thread. It serves one
+    run at a time: a run in another thread that uses it while the run it serves is
+    still running gets a :exc:`RuntimeError` (give each thread's run its own barrier).
 
     Example::
 
@@ -100,7 +104,15 @@ class Barrier:
 
     """
 
-    __slots__ = ("__weakref__", "_blocked", "_count", "_filling", "_parties", "_state")
+    __slots__ = (
+        "__weakref__",
+        "_blocked",
+        "_count",
+        "_filling",
+        "_parties",
+        "_serving",
+        "_state",
+    )
 
     def __init__(self, parties: int) -> None:
         if isinstance(parties, bool) or not isinstance(parties, int):
@@ -118,6 +130,7 @@ class Barrier:
         self._filling: list[_Party] = []
         # Tasks that arrived during a drain or reset, waiting for it to end.
         self._blocked: deque[Event] = deque()
+        self._serving = OneRunAtATime("Barrier")
 
     def __repr__(self) -> str:
         extra = self._state.value
@@ -152,6 +165,7 @@ class Barrier:
             while this task waits in it
 
         """
+        self._serving.check()
         # The checkpoint comes first, before this task takes part, so that the task
         # that trips the barrier can then release the others and leave at once,
         # exactly as in asyncio (it is the first to run after the trip; the last task
@@ -227,6 +241,7 @@ class Barrier:
             barrier.reset()
 
         """
+        self._serving.check()
         if self._count > 0:
             self._state = _RESETTING
             self._release_filling()
@@ -250,6 +265,7 @@ class Barrier:
                 raise
 
         """
+        self._serving.check()
         self._state = _BROKEN
         self._release_filling()
         self._wake_blocked()

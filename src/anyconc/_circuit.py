@@ -8,7 +8,7 @@ import inspect
 import logging
 import math
 import sys
-import weakref
+import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import Any, Literal, ParamSpec, TypeAlias, TypeVar
@@ -17,7 +17,7 @@ import anyio
 from anyio import NoEventLoopError, get_cancelled_exc_class
 from anyio.lowlevel import checkpoint
 
-from ._runtoken import current_run
+from ._lowlevel import PerRun
 from ._util import callable_name
 
 if sys.version_info >= (3, 11):
@@ -33,6 +33,20 @@ T = TypeVar("T")
 CircuitState: TypeAlias = Literal["closed", "open", "half-open"]
 
 logger = logging.getLogger("anyconc")
+
+
+class _RunClock:
+    """When the breaker opened, on one run's clock (the clocks of two runs are unrelated)."""
+
+    __slots__ = ("opened", "opened_at")
+
+    def __init__(self) -> None:
+        self.opened = -1  # which opening (the breaker's count of them) opened_at is of
+        self.opened_at = 0.0
+
+
+# Guards the state of every breaker: runs in several threads may share one.
+_lock = threading.RLock()
 
 # A call's admission: the breaker's generation when it was let in, and whether it is a
 # half-open trial call. Outcomes of calls let in under an earlier generation (before the
@@ -134,15 +148,16 @@ class CircuitBreaker:
     Admission is checked after one checkpoint (so a rejected caller in a loop still
     lets other tasks run, and a cancelled caller never takes a trial slot), and is a
     single synchronous step, so any number of concurrent callers see a consistent state.
-    The breaker is meant for the event-loop thread of one run at a time; it is not
-    thread-safe.
 
-    Time is :func:`anyio.current_time`, which has no meaning across event-loop runs. A
-    breaker made at import time can be used by one run after another (on any backend);
-    the failure count carries over, but an open window carries over *in full*: the first
-    time a new run touches an open breaker, its ``recovery_timeout`` restarts from that
-    moment (never closing earlier than intended). Trial calls of a half-open breaker
-    that belonged to a finished run are forgotten.
+    Per run and shared across runs: the health (state, failure count, trial calls in
+    flight) is shared by every run, one after another or at the same time in several
+    threads, and is thread-safe: a breaker at module level protects a dependency for the
+    whole process. Only the clock is per run: time is :func:`anyio.current_time`, which
+    has no meaning across event-loop runs, so an open window carries over to another
+    run *in full*: the first time a run touches an open breaker, its
+    ``recovery_timeout`` restarts from that moment on that run's clock (never closing
+    earlier than intended). A trial call gives its slot back when it ends, also when it
+    is cancelled because its run ends.
 
     :param failure_threshold: consecutive expected failures that open the breaker
         (``>= 1``)
@@ -162,9 +177,9 @@ class CircuitBreaker:
         "_failures",
         "_generation",
         "_half_open_max_calls",
-        "_opened_at",
+        "_openings",
         "_recovery_timeout",
-        "_run",
+        "_runs",
         "_state",
         "_trials",
     )
@@ -206,10 +221,10 @@ class CircuitBreaker:
 
         self._state: CircuitState = "closed"
         self._failures = 0
-        self._opened_at = 0.0
+        self._openings = 0
         self._trials = 0
         self._generation = 0
-        self._run: weakref.ref[object] | None = None
+        self._runs: PerRun[_RunClock] = PerRun(_RunClock)
 
     @property
     def failure_threshold(self) -> int:
@@ -246,14 +261,18 @@ class CircuitBreaker:
         returned (an open breaker reads ``"open"``).
         """
         try:
-            now = self._now()
+            now = anyio.current_time()
         except NoEventLoopError:
             return self._state
 
-        if self._state == "open" and now >= self._opened_at + self._recovery_timeout:
-            return "half-open"
+        with _lock:
+            if (
+                self._state == "open"
+                and now >= self._opened_at(now) + self._recovery_timeout
+            ):
+                return "half-open"
 
-        return self._state
+            return self._state
 
     def __repr__(self) -> str:
         return (
@@ -263,29 +282,23 @@ class CircuitBreaker:
 
     # --- state machine (synchronous: each step is atomic on the event loop) ---
 
-    def _now(self) -> float:
-        now = anyio.current_time()
-        run = current_run()
-        ref = self._run
-        if ref is None or ref() is not run:
-            if ref is not None:
-                self._adopt_new_run(now)
-            self._run = weakref.ref(run)
-
-        return now
-
-    def _adopt_new_run(self, now: float) -> None:
-        # The previous run's clock means nothing here: restart an open window in full,
-        # and forget trial calls that ran in the previous run.
-        self._generation += 1
-        self._trials = 0
-        if self._state == "open":
-            self._opened_at = now
+    def _opened_at(self, now: float) -> float:
+        # When the breaker (open) opened, on this run's clock: a run that did not see
+        # it open starts the window now (another run's clock means nothing here).
+        clock = self._runs.get()
+        if clock.opened != self._openings:
+            clock.opened = self._openings
+            clock.opened_at = now
+        return clock.opened_at
 
     def _acquire(self) -> _Ticket:
-        now = self._now()
+        now = anyio.current_time()
+        with _lock:
+            return self._acquire_locked(now)
+
+    def _acquire_locked(self, now: float) -> _Ticket:
         if self._state == "open":
-            remaining = self._opened_at + self._recovery_timeout - now
+            remaining = self._opened_at(now) + self._recovery_timeout - now
             if remaining > 0:
                 raise CircuitOpenError(remaining)
 
@@ -309,6 +322,12 @@ class CircuitBreaker:
 
     def _release(
         self, ticket: _Ticket, exc: BaseException | None, *, neutral: bool = False
+    ) -> None:
+        with _lock:
+            self._release_locked(ticket, exc, neutral)
+
+    def _release_locked(
+        self, ticket: _Ticket, exc: BaseException | None, neutral: bool
     ) -> None:
         generation, trial = ticket
         if generation != self._generation:
@@ -347,7 +366,8 @@ class CircuitBreaker:
 
     def _open(self, why: str) -> None:
         self._state = "open"
-        self._opened_at = anyio.current_time()
+        self._openings += 1
+        self._opened_at(anyio.current_time())  # this run's clock: from now
         self._failures = 0
         self._trials = 0
         self._generation += 1

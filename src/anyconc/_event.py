@@ -3,27 +3,55 @@
 from __future__ import annotations
 
 import math
+import threading
 import weakref
 from numbers import Real
 
 import anyio
 from anyio.lowlevel import checkpoint
 
-from ._runtoken import current_run
+from ._lowlevel import PerRun, call_in_run, current_run, current_run_or_none
 
 __all__ = ["AsyncEvent"]
 
 
 class _Generation:
-    """The waiters between two ``set()`` calls: released together, once, by the next one."""
+    """
+    The waiters of one run between two ``set()`` calls: released together, once, by
+    the next one.
+    """
 
-    __slots__ = ("event", "fired", "run_ref", "waiters")
+    __slots__ = ("__weakref__", "event", "fired", "run_ref", "waiters")
 
     def __init__(self, run: object) -> None:
         self.run_ref = weakref.ref(run)
         self.event = anyio.Event()
         self.fired = False
         self.waiters = 0
+
+    def release(self, current: object | None) -> None:
+        """Release the waiters, from their run (``current``) or from any thread."""
+        self.fired = True
+        if current is not None and self.run_ref() is current:
+            self.event.set()
+        else:
+            run = self.run_ref()
+            if run is not None:  # else: the run ended, and its waiters with it
+                call_in_run(run, self.event.set)
+
+
+class _RunSlot:
+    """An event's state in one run: its current generation of waiters."""
+
+    __slots__ = ("generation",)
+
+    def __init__(self) -> None:
+        self.generation: _Generation | None = None
+
+
+# Guards the flag and the waiting generations of every AsyncEvent (set() and the start
+# of wait() may run in two threads at once, in two runs).
+_lock = threading.Lock()
 
 
 class AsyncEvent:
@@ -41,8 +69,11 @@ class AsyncEvent:
     afterwards only makes *new* waiters block; those already released return ``True`` even
     if they run after the ``clear()``.
 
-    Not thread-safe: call :meth:`set` and :meth:`clear` from the event loop's thread (use
-    ``anyio.from_thread.run_sync`` from other threads).
+    Per run and shared across runs: the flag is shared, by every run and every thread;
+    the waiters are per run. ``set()`` releases the waiters of every run, also of runs
+    in other threads (through their event loops), and may be called from any thread or
+    with no event loop running; ``clear()`` too. A run that ends with tasks still
+    waiting leaves nothing behind.
 
     Example::
 
@@ -56,14 +87,22 @@ class AsyncEvent:
             print("finished")
     """
 
-    __slots__ = ("__weakref__", "_flag", "_generation")
+    __slots__ = ("__weakref__", "_flag", "_runs", "_waiting")
 
     def __init__(self) -> None:
         self._flag = False
-        self._generation: _Generation | None = None
+        self._runs: PerRun[_RunSlot] = PerRun(_RunSlot)
+        # The generations with waiters, of every run (set() releases them all).
+        self._waiting: dict[_Generation, None] = {}
 
     def __repr__(self) -> str:
-        waiters = 0 if self._generation is None else self._generation.waiters
+        # The current run's waiters; outside any run, those of every run.
+        run = current_run_or_none()
+        waiters = sum(
+            generation.waiters
+            for generation in list(self._waiting)
+            if run is None or generation.run_ref() is run
+        )
         state = "set" if self._flag else "unset"
         return f"<{type(self).__name__} {state} waiters={waiters}>"
 
@@ -82,21 +121,25 @@ class AsyncEvent:
         """
         Set the event, releasing every task waiting on it.
 
-        Setting an event that is already set does nothing. Safe to call with no event loop
-        running (there is then nobody to release).
+        Setting an event that is already set does nothing. Safe to call from any thread,
+        with or without an event loop running: the waiters of a run in another thread
+        are released through that run's event loop.
 
         Example::
 
             job.result = "done"
             job.completed.set()
         """
-        self._flag = True
-        generation = self._generation
-        if generation is not None:
-            self._generation = None
-            generation.fired = True
-            if _in_own_run(generation):
-                generation.event.set()
+        with _lock:
+            self._flag = True
+            if not self._waiting:
+                return
+            generations = list(self._waiting)
+            self._waiting.clear()
+
+        current = current_run_or_none()
+        for generation in generations:
+            generation.release(current)
 
     def clear(self) -> None:
         """
@@ -140,14 +183,21 @@ class AsyncEvent:
             await checkpoint()
             return True
 
-        run = current_run()
-        generation = self._generation
-        if generation is None or generation.run_ref() is not run:
-            # The first waiter since the last set(), or the waiters left over from a run
-            # that ended without finishing them: they can never be released, drop them.
-            generation = self._generation = _Generation(run)
+        slot = self._runs.get()
+        with _lock:
+            if self.is_set():  # set by another thread since the check above
+                generation = None
+            else:
+                generation = slot.generation
+                if generation is None or generation.fired:
+                    # The first waiter of this run since the last set().
+                    generation = slot.generation = _Generation(current_run())
+                    self._waiting[generation] = None
+                generation.waiters += 1
+        if generation is None:
+            await checkpoint()
+            return True
 
-        generation.waiters += 1
         try:
             if timeout is None:
                 await generation.event.wait()
@@ -155,23 +205,15 @@ class AsyncEvent:
                 with anyio.move_on_after(timeout):
                     await generation.event.wait()
         finally:
-            generation.waiters -= 1
-            if generation.waiters == 0 and self._generation is generation:
-                # Nobody waits any more: do not keep this run's event alive.
-                self._generation = None
+            with _lock:
+                generation.waiters -= 1
+                if generation.waiters == 0 and not generation.fired:
+                    # Nobody waits any more: do not keep this run's event alive.
+                    self._waiting.pop(generation, None)
+                    if slot.generation is generation:
+                        slot.generation = None
 
         return generation.fired
-
-
-def _in_own_run(generation: _Generation) -> bool:
-    # Whether set() can safely wake this generation's waiters. When set() is called outside
-    # any AnyIO-aware context (a plain loop callback), the run cannot be told: assume it is
-    # the waiters' own, which it is unless their run ended without finishing them.
-    try:
-        run = current_run()
-    except anyio.NoEventLoopError:
-        return generation.run_ref() is not None
-    return generation.run_ref() is run
 
 
 def _check_timeout(timeout: object) -> None:

@@ -8,7 +8,7 @@ import functools
 import inspect
 import logging
 import math
-import weakref
+import threading
 from collections.abc import Awaitable, Callable
 from numbers import Real
 from types import TracebackType
@@ -17,8 +17,7 @@ from typing import Final, Generic, TypeVar, cast
 import anyio
 from anyio.lowlevel import checkpoint_if_cancelled
 
-from ._lowlevel import spawn_run_task
-from ._runtoken import current_run
+from ._lowlevel import PerRun, spawn_run_task
 
 __all__ = ["AsyncLazy"]
 
@@ -62,17 +61,21 @@ class _Attempt(Generic[T]):
         "done",
         "error",
         "error_tb",
+        "generation",
+        "home",
         "logged",
         "retrieved",
-        "run_ref",
         "scope",
         "status",
         "value",
         "waiters",
     )
 
-    def __init__(self, run: object) -> None:
-        self.run_ref = weakref.ref(run)
+    def __init__(self, home: _RunState[T], generation: int) -> None:
+        # The run's state it is the attempt of, and the AsyncLazy's reset count when
+        # it started (a reset since: its result is not cached).
+        self.home = home
+        self.generation = generation
         self.done = anyio.Event()
         self.scope = anyio.CancelScope()
         self.status = _Status.PENDING
@@ -82,6 +85,23 @@ class _Attempt(Generic[T]):
         self.error_tb: TracebackType | None = None
         self.retrieved = False
         self.logged = False
+
+
+class _RunState(Generic[T]):
+    """An AsyncLazy's state in one run: its computation in flight, its ``ttl`` value."""
+
+    __slots__ = ("attempt", "computed_at", "generation", "value")
+
+    def __init__(self) -> None:
+        self.attempt: _Attempt[T] | None = None
+        # With a ttl only: the value computed in this run, when, and the reset count then.
+        self.value: T | _Missing = _MISSING
+        self.computed_at = -math.inf
+        self.generation = 0
+
+
+# Guards the cached value against a reset() in another thread.
+_lock = threading.Lock()
 
 
 class AsyncLazy(Generic[T]):
@@ -119,7 +139,12 @@ class AsyncLazy(Generic[T]):
       :func:`anyio.functools.cache` (``always_checkpoint=False``), because a checkpoint
       costs 10-30 times the lookup itself. Every call that has to wait checkpoints.
 
-    Not thread-safe: use it from event-loop threads, one run at a time.
+    Per run and shared across runs: without ``ttl``, the cached value is shared by every
+    run, in every thread (the first computation to finish caches it); with ``ttl`` it is
+    per run. The computation in flight is per run: concurrent callers of one run share
+    it, and two runs at the same time in two threads each compute (each run's callers
+    get their own run's result). :meth:`reset` may be called from any thread and applies
+    to every run.
 
     Example::
 
@@ -139,12 +164,11 @@ class AsyncLazy(Generic[T]):
 
     __slots__ = (
         "__weakref__",
-        "_attempt",
-        "_computed_at",
         "_func",
+        "_generation",
+        "_runs",
         "_ttl",
         "_value",
-        "_value_run",
     )
 
     def __init__(
@@ -166,31 +190,41 @@ class AsyncLazy(Generic[T]):
 
         self._func = func
         self._ttl = _positive_seconds_or_none(ttl)
+        # The value shared by every run (without ttl only).
         self._value: T | _Missing = _MISSING
-        self._computed_at = -math.inf
-        self._value_run: weakref.ref[object] | None = None
-        self._attempt: _Attempt[T] | None = None
+        # Counts reset() calls.
+        self._generation = 0
+        self._runs: PerRun[_RunState[T]] = PerRun(_RunState)
 
     def __repr__(self) -> str:
         func = getattr(self._func, "__qualname__", None) or repr(self._func)
-        if self._value is not _MISSING:
+        run = self._runs.get_or_none()
+        if self._value is not _MISSING or (
+            run is not None and self._ttl is not None and self._fresh(run, self._ttl)
+        ):
             state = "cached"
-        elif self._attempt is not None:
+        elif run is not None and run.attempt is not None:
             state = "computing"
         else:
             state = "unset"
         return f"<{type(self).__name__} {func} {state} ttl={self._ttl!r}>"
 
-    def _fresh(self, ttl: float) -> bool:
-        # The cached value (which exists) is younger than ttl and from this run.
-        run_ref = self._value_run
-        try:
-            run = current_run()
-        except anyio.NoEventLoopError:
-            return False
-        if run_ref is None or run_ref() is not run:
-            return False
-        return anyio.current_time() - self._computed_at < ttl
+    def _fresh(self, run: _RunState[T], ttl: float) -> bool:
+        # This run has a value, not reset since, younger than ttl.
+        return (
+            run.value is not _MISSING
+            and run.generation == self._generation
+            and anyio.current_time() - run.computed_at < ttl
+        )
+
+    def _cached(self) -> T | _Missing:
+        if self._ttl is None:
+            return self._value
+        run = self._runs.get()
+        if self._fresh(run, self._ttl):
+            return run.value
+        run.value = _MISSING
+        return _MISSING
 
     async def get(self) -> T:
         """
@@ -208,11 +242,11 @@ class AsyncLazy(Generic[T]):
         """
         value = self._value
         if value is not _MISSING:
-            ttl = self._ttl
-            if ttl is None or self._fresh(ttl):
-                return value
-            self._value = _MISSING
-            self._value_run = None
+            return value
+        if self._ttl is not None:
+            run = self._runs.get()
+            if self._fresh(run, self._ttl):
+                return run.value  # type: ignore[return-value]
 
         return await self._get_uncached()
 
@@ -220,18 +254,15 @@ class AsyncLazy(Generic[T]):
         # An already-cancelled caller must not start work only to abandon it at once.
         await checkpoint_if_cancelled()
         while True:
-            value = self._value
+            value = self._cached()
             if value is not _MISSING:
-                if self._ttl is None or self._fresh(self._ttl):
-                    return value
-                self._value = _MISSING
-                self._value_run = None
+                return value
 
-            run = current_run()
-            attempt = self._attempt
-            if attempt is None or attempt.run_ref() is not run:
-                # None in flight, or one left over from a run that ended: start our own.
-                attempt = self._attempt = _Attempt(run)
+            run = self._runs.get()
+            attempt = run.attempt
+            if attempt is None or attempt.generation != self._generation:
+                # None in flight in this run, or one started before a reset().
+                attempt = run.attempt = _Attempt(run, self._generation)
                 attempt.waiters = 1
                 name = getattr(self._func, "__qualname__", None) or repr(self._func)
                 # The computation must not run in our cancel scope: it gets a task of
@@ -273,8 +304,8 @@ class AsyncLazy(Generic[T]):
     def _abandon(self, attempt: _Attempt[T]) -> None:
         attempt.status = _Status.ABANDONED
         attempt.scope.cancel()
-        if self._attempt is attempt:
-            self._attempt = None
+        if attempt.home.attempt is attempt:
+            attempt.home.attempt = None
 
     def _log_unretrieved(self, attempt: _Attempt[T]) -> None:
         if (
@@ -298,12 +329,10 @@ class AsyncLazy(Generic[T]):
                 if attempt.status is _Status.PENDING:
                     attempt.status = _Status.VALUE
                     attempt.value = value
-                    if self._attempt is attempt:
-                        self._value = value
-                        self._computed_at = anyio.current_time()
-                        run = attempt.run_ref()
-                        self._value_run = None if run is None else weakref.ref(run)
-                        self._attempt = None
+                    home = attempt.home
+                    if home.attempt is attempt:
+                        home.attempt = None
+                        self._store(home, attempt, value)
         except anyio.get_cancelled_exc_class():
             # Not our scope's cancellation (that one the scope swallows): the host task
             # itself is being cancelled, which happens when the event loop run ends.
@@ -313,8 +342,8 @@ class AsyncLazy(Generic[T]):
             attempt.status = _Status.ERROR
             attempt.error = exc
             attempt.error_tb = exc.__traceback__
-            if self._attempt is attempt:
-                self._attempt = None
+            if attempt.home.attempt is attempt:
+                attempt.home.attempt = None
             if attempt.waiters == 0:
                 self._log_unretrieved(attempt)
         else:
@@ -333,8 +362,22 @@ class AsyncLazy(Generic[T]):
     def _finish_abandoned(self, attempt: _Attempt[T]) -> None:
         if attempt.status is _Status.PENDING:
             attempt.status = _Status.ABANDONED
-        if self._attempt is attempt:
-            self._attempt = None
+        if attempt.home.attempt is attempt:
+            attempt.home.attempt = None
+
+    def _store(self, home: _RunState[T], attempt: _Attempt[T], value: T) -> None:
+        # Cache the value unless reset() was called since the attempt started; without
+        # ttl, the first run to finish caches it for every run.
+        with _lock:
+            if attempt.generation != self._generation:
+                return
+            if self._ttl is None:
+                if self._value is _MISSING:
+                    self._value = value
+            else:
+                home.value = value
+                home.computed_at = anyio.current_time()
+                home.generation = attempt.generation
 
     def reset(self) -> None:
         """
@@ -349,9 +392,9 @@ class AsyncLazy(Generic[T]):
             await refresh_database()
             daily_stats.reset()
         """
-        self._value = _MISSING
-        self._value_run = None
-        self._attempt = None
+        with _lock:
+            self._value = _MISSING
+            self._generation += 1
 
     def is_set(self) -> bool:
         """
@@ -366,7 +409,7 @@ class AsyncLazy(Generic[T]):
             if not lazy.is_set():
                 logger.info("first request: loading the model")
         """
-        if self._value is _MISSING:
-            return False
-        ttl = self._ttl
-        return ttl is None or self._fresh(ttl)
+        if self._ttl is None:
+            return self._value is not _MISSING
+        run = self._runs.get_or_none()
+        return run is not None and self._fresh(run, self._ttl)

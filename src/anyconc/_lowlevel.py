@@ -14,16 +14,20 @@ for two hot-path ones:
   operation of a run-portable object, and
 * a checkpoint (:func:`checkpoint`), the whole cost of an uncontended queue operation.
 
-All four are done here, through ``sniffio``, and nowhere else.
+All four are done here, through ``sniffio``, and nowhere else. So is the one mechanism
+by which run-portable objects keep state per run (:class:`PerRun`) or serve one run at a
+time (:class:`OneRunAtATime`): see "Per-run state" below.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import threading
 import types
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import sniffio
 from anyio import NoEventLoopError
@@ -31,7 +35,19 @@ from anyio import current_time as anyio_current_time
 from anyio.lowlevel import checkpoint as anyio_checkpoint
 from anyio.lowlevel import current_token
 
-__all__ = ["call_soon", "checkpoint", "current_run", "current_time", "spawn_run_task"]
+__all__ = [
+    "OneRunAtATime",
+    "PerRun",
+    "call_in_run",
+    "call_soon",
+    "checkpoint",
+    "current_run",
+    "current_run_or_none",
+    "current_time",
+    "spawn_run_task",
+]
+
+T = TypeVar("T")
 
 # asyncio keeps only weak references to tasks: hold the run-level tasks here until done.
 _asyncio_run_tasks: set[asyncio.Task[Any]] = set()
@@ -129,6 +145,20 @@ def _running_library() -> str:
         ) from None
 
 
+# sniffio's thread-local: trio sets its ``name`` to "trio" while it runs in this thread.
+_sniffio_thread = sniffio.thread_local
+# asyncio's C ``_get_running_loop()``, bound on first use.
+_get_running_loop: Callable[[], object | None] | None = None
+
+
+def _bind_get_running_loop() -> Callable[[], object | None]:
+    global _get_running_loop
+    from asyncio import _get_running_loop as get_running_loop
+
+    _get_running_loop = get_running_loop
+    return get_running_loop
+
+
 def current_run() -> object:
     """
     Return an object that identifies the event-loop run the caller is in.
@@ -139,9 +169,18 @@ def current_run() -> object:
     (``anyio.run`` makes a fresh loop per run), so two runs, one after another or on
     different backends, never share a token.
 
+    The common case (asyncio, not inside trio) is asyncio's own C lookup of the running
+    loop of this thread: no ``sniffio`` sniffing (which looks up the current task).
+
     :raises anyio.NoEventLoopError: if no event loop is running in this thread
 
     """
+    if _sniffio_thread.name is None:
+        get_loop = _get_running_loop or _bind_get_running_loop()
+        loop = get_loop()
+        if loop is not None:
+            return loop
+
     library = _running_library()
 
     if library == "asyncio":
@@ -153,6 +192,266 @@ def current_run() -> object:
         return trio.lowlevel.current_trio_token()
 
     return current_token().native_token  # pragma: no cover - any other AnyIO backend
+
+
+def current_run_or_none() -> object | None:
+    """Return :func:`current_run`, or ``None`` outside any event-loop run."""
+    if _sniffio_thread.name is None:
+        get_loop = _get_running_loop or _bind_get_running_loop()
+        loop = get_loop()
+        if loop is not None:
+            return loop
+
+    try:
+        return current_run()
+    except (NoEventLoopError, RuntimeError):
+        # RuntimeError: a worker thread that sniffio attributes to asyncio, which has
+        # no running loop.
+        return None
+
+
+def call_in_run(run: object, callback: Callable[[], object]) -> bool:
+    """
+    Call ``callback()`` in the event-loop thread of ``run`` (a :func:`current_run`
+    value), from any thread, at its next scheduling point.
+
+    :param run: the run
+    :param callback: a plain function; what it raises is the caller's to prevent
+    :return: ``False`` if the run has ended (nothing is scheduled)
+
+    """
+    if isinstance(run, asyncio.AbstractEventLoop):
+        try:
+            run.call_soon_threadsafe(callback)
+        except RuntimeError:  # the loop is closed
+            return False
+        return True
+
+    import trio
+
+    try:
+        run.run_sync_soon(callback)  # type: ignore[attr-defined]
+    except trio.RunFinishedError:
+        return False
+    return True
+
+
+def _run_is_active(run: object) -> bool:
+    """Whether ``run`` (a :func:`current_run` value) is running (in any thread)."""
+    if isinstance(run, asyncio.AbstractEventLoop):
+        return run.is_running()
+
+    return call_in_run(run, _nothing)
+
+
+def _nothing() -> None:
+    pass
+
+
+# --- Per-run state --------------------------------------------------------------------
+#
+# Every run-portable object keeps what belongs to one event-loop run in a PerRun (or, if
+# it can only serve one run at a time, checks a OneRunAtATime). The per-run values live
+# in a table whose lifetime is the run's: an attribute of the asyncio event loop (uvloop's
+# Loop takes attributes too), a trio RunVar (kept by trio's runner). Nothing anyconc
+# holds at module or object level refers to a run or to its values except weakly, so a
+# value that refers back to its run (a supervisor -> task group -> ... -> the loop) goes
+# with the run: no WeakKeyDictionary keyed by the run, whose values would keep their own
+# key alive.
+
+_TABLE_ATTRIBUTE = "_anyconc_per_run"
+
+
+class _Cell:
+    """One PerRun's value in one run; ``last`` is what the PerRun caches to find it."""
+
+    __slots__ = ("__weakref__", "last", "value")
+
+    def __init__(self, run: object, value: object) -> None:
+        self.value = value
+        self.last = (weakref.ref(run), weakref.ref(self), threading.get_ident())
+
+
+_Table = weakref.WeakKeyDictionary["PerRun[Any]", _Cell]
+
+# Loops that take no attribute (a __slots__ class): their tables are kept here, by
+# loop, weakly. A value referring to its loop keeps such a table alive; no known loop
+# (asyncio's, uvloop's) needs this.
+_slotted_loop_tables: weakref.WeakKeyDictionary[object, _Table] = (
+    weakref.WeakKeyDictionary()
+)
+_trio_tables: Any = None  # trio.lowlevel.RunVar[_Table], made on first use
+
+
+def _run_table(run: object) -> _Table:
+    """The current run's table of per-run values (``run`` is :func:`current_run`)."""
+    global _trio_tables
+    if isinstance(run, asyncio.AbstractEventLoop):
+        table: _Table | None = getattr(run, _TABLE_ATTRIBUTE, None)
+        if table is None:
+            table = weakref.WeakKeyDictionary()
+            try:
+                setattr(run, _TABLE_ATTRIBUTE, table)
+            except AttributeError:  # pragma: no cover - no such loop in the test matrix
+                table = _slotted_loop_tables.setdefault(run, table)
+        return table
+
+    import trio
+
+    if _trio_tables is None:
+        _trio_tables = trio.lowlevel.RunVar("anyconc_per_run")
+    table = _trio_tables.get(None)
+    if table is None:
+        table = weakref.WeakKeyDictionary()
+        _trio_tables.set(table)
+    return table
+
+
+class _Gone:
+    pass
+
+
+# A cache entry that matches no run: (dead reference, dead reference, no thread).
+_dead = _Cell(_Gone(), None)
+_NO_CELL = _dead.last
+del _dead
+
+
+class PerRun(Generic[T]):
+    """
+    A value made lazily, once per event-loop run, by ``factory``.
+
+    This is how anyconc objects created at import time stay usable from any number of
+    runs on any backend, one after another or at the same time in different threads:
+    their loop-bound internals (an AnyIO lock, an event, a supervisor) live here and are
+    made afresh the first time each run touches them. Each run sees its own value only;
+    a lookup from one thread never sees another run's value.
+
+    The values live in a table owned by the run itself, so they go with their run;
+    this object keeps the run and its value only through weak references (the last
+    run's, for the fast path: one run at a time costs one comparison).
+
+    ``factory`` is called in the run, on its event-loop thread; it must not refer to
+    this ``PerRun``.
+    """
+
+    __slots__ = ("__weakref__", "_factory", "_last")
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        # (run, cell, thread) of the latest lookup; replaced as one tuple, so that a
+        # thread never pairs one run's reference with another run's cell.
+        self._last: tuple[weakref.ref[object], weakref.ref[_Cell], int] = _NO_CELL
+
+    def get(self) -> T:
+        """
+        Return this run's value, making it first if this run has none yet.
+
+        :raises anyio.NoEventLoopError: if no event loop is running in this thread
+
+        """
+        run = current_run()
+        last = self._last
+        if last[0]() is run:
+            cell = last[1]()
+            if cell is not None:
+                return cell.value  # type: ignore[return-value]
+
+        return self._lookup(run)
+
+    def _lookup(self, run: object) -> T:
+        table = _run_table(run)
+        cell = table.get(self)
+        if cell is None:
+            cell = _Cell(run, self._factory())
+            table[self] = cell
+        self._last = cell.last
+        return cell.value  # type: ignore[return-value]
+
+    def get_or_none(self) -> T | None:
+        """Return :meth:`get`, or ``None`` when called outside any event-loop run."""
+        run = current_run_or_none()
+        if run is None:
+            return None
+        last = self._last
+        if last[0]() is run:
+            cell = last[1]()
+            if cell is not None:
+                return cell.value  # type: ignore[return-value]
+
+        return self._lookup(run)
+
+    def peek(self) -> T | None:
+        """
+        Return the value this thread looked up last, if it is still alive, or ``None``;
+        never makes one and never looks up the run.
+
+        It is the current run's value when the caller knows that this thread looked it
+        up in the current run (a task releasing what it acquired); otherwise use
+        :meth:`get`.
+        """
+        last = self._last
+        if last[2] != threading.get_ident():
+            return None
+        cell = last[1]()
+        return None if cell is None else cell.value  # type: ignore[return-value]
+
+
+class OneRunAtATime:
+    """
+    The run an object that can serve only one event-loop run at a time is serving.
+
+    For an object whose state is shared across runs and is not thread-safe (a queue's
+    items, a barrier's parties): it goes from one run to the next (one after another,
+    on any backend), but a run in another thread that uses it while the run it serves
+    is still running gets a :exc:`RuntimeError` saying so, never a wrong result.
+
+    :param what: the object's kind, for the message (``"Queue"``)
+
+    """
+
+    __slots__ = ("_owner", "_what")
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        # (run, thread) of the run served; a dead reference when none yet.
+        self._owner: tuple[weakref.ref[object], int] = (_NO_CELL[0], 0)
+
+    def check(self) -> None:
+        """
+        Call on every operation: make the current run the one served, if it can be.
+
+        Outside any run (a synchronous call from plain code), nothing changes, but the
+        call is refused while a run in another thread is being served.
+
+        :raises RuntimeError: if a run in another thread is being served
+
+        """
+        if self._owner[0]() is not current_run_or_none():
+            self._claim()
+
+    def _claim(self) -> None:
+        run = current_run_or_none()
+        with _claim_lock:
+            owner_ref, thread = self._owner
+            owner = owner_ref()
+            if owner is run:
+                return
+            if (
+                owner is not None
+                and thread != threading.get_ident()
+                and _run_is_active(owner)
+            ):
+                raise RuntimeError(
+                    f"this {self._what} is in use by an event-loop run in another "
+                    f"thread; a {self._what} serves one run at a time (one after "
+                    f"another is fine): give each thread's run its own {self._what}"
+                )
+            if run is not None:
+                self._owner = (weakref.ref(run), threading.get_ident())
+
+
+_claim_lock = threading.Lock()
 
 
 def current_time() -> float:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import math
 import sys
-import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
@@ -15,7 +14,7 @@ from anyio import NoEventLoopError
 from anyio.lowlevel import checkpoint
 
 from ._background import BackgroundTask, create_background_task
-from ._runtoken import PerRun, current_run
+from ._lowlevel import PerRun
 from ._util import callable_name
 
 if sys.version_info >= (3, 11):
@@ -76,8 +75,10 @@ class RateLimiter:
     ``acquire`` is a checkpoint, also when it is let in at once.
 
     The limiter may be made at import time and used by any number of event-loop runs,
-    one after another, on any backend. Its history is kept per run (the clocks of two
-    runs are unrelated): a new run starts with a fresh window.
+    one after another or at the same time in several threads, on any backend. Its
+    history and its waiters are per run, nothing is shared across runs (the clocks of
+    two runs are unrelated): each run has its own ``rate`` per ``per`` seconds, and a
+    new run starts with a fresh window.
 
     Example::
 
@@ -171,14 +172,23 @@ class RateLimiter:
 # --- every ---
 
 
+class _Schedule:
+    """One run's schedule of an ``every()`` iterator (times on that run's clock)."""
+
+    __slots__ = ("index", "start", "started")
+
+    def __init__(self) -> None:
+        self.started = False
+        self.start = 0.0
+        self.index = 0
+
+
 class _Ticks:
-    __slots__ = ("_index", "_interval", "_run", "_start")
+    __slots__ = ("_interval", "_runs")
 
     def __init__(self, interval: float) -> None:
         self._interval = interval
-        self._start = 0.0
-        self._index = 0
-        self._run: weakref.ref[object] | None = None
+        self._runs: PerRun[_Schedule] = PerRun(_Schedule)
 
     def __repr__(self) -> str:
         return f"every({self._interval!r})"
@@ -187,23 +197,23 @@ class _Ticks:
         return self
 
     async def __anext__(self) -> float:
-        run = current_run()
-        if self._run is None or self._run() is not run:
+        schedule = self._runs.get()
+        if not schedule.started:
             # First tick, or first in a new run (whose clock has nothing to do with
             # the previous run's): the schedule starts now.
             await checkpoint()
-            self._run = weakref.ref(run)
-            self._start = anyio.current_time()
-            self._index = 0
-            return self._start
+            schedule.started = True
+            schedule.start = anyio.current_time()
+            schedule.index = 0
+            return schedule.start
 
         # The first tick not in the past; the tolerance keeps a tick that is due right
         # now (up to float rounding) from being counted as missed.
-        elapsed = (anyio.current_time() - self._start) / self._interval
-        index = max(self._index + 1, math.ceil(elapsed - 1e-9))
-        tick = self._start + index * self._interval
+        elapsed = (anyio.current_time() - schedule.start) / self._interval
+        index = max(schedule.index + 1, math.ceil(elapsed - 1e-9))
+        tick = schedule.start + index * self._interval
         await anyio.sleep_until(tick)
-        self._index = index
+        schedule.index = index
         return tick
 
 
@@ -220,7 +230,8 @@ def every(interval: float) -> AsyncIterator[float]:
     ends exactly on a tick gets that tick at once.
 
     Each step is a checkpoint. The iterator needs no cleanup (``break`` out of it
-    freely). Iterated again in a later event-loop run, it starts a new schedule.
+    freely). Iterated again in a later event-loop run, it starts a new schedule; the
+    schedule is per run (also for runs at the same time in several threads).
 
     Example::
 
@@ -253,6 +264,16 @@ def _check_func(func: object) -> None:
             f"Debouncer() argument 'func' must be a callable, "
             f"got {type(func).__qualname__}"
         )
+
+
+class _DebounceState:
+    """A Debouncer's state in one event-loop run."""
+
+    __slots__ = ("pending", "running")
+
+    def __init__(self) -> None:
+        self.pending: _Run | None = None
+        self.running: _Run | None = None
 
 
 class _Run:
@@ -288,8 +309,9 @@ class Debouncer:
       (it is a background task nobody awaits);
     * the pending run belongs to the run of the event loop: the supervisor cancels it
       when the run (or the enclosing :class:`~anyconc.BackgroundTasks` block) ends.
-      The debouncer may be made at import time and used by one run after another, on
-      any backend.
+      The debouncer may be made at import time and used by one event-loop run after
+      another, on any backend, or by several at the same time in different threads:
+      its scheduled and running calls are per run, nothing is shared across runs.
 
     Example::
 
@@ -304,13 +326,11 @@ class Debouncer:
 
     """
 
-    __slots__ = ("_delay", "_pending", "_run", "_running")
+    __slots__ = ("_delay", "_runs")
 
     def __init__(self, delay: float) -> None:
         self._delay = _check_number("delay", delay, positive=False)
-        self._pending: _Run | None = None
-        self._running: _Run | None = None
-        self._run: weakref.ref[object] | None = None
+        self._runs: PerRun[_DebounceState] = PerRun(_DebounceState)
 
     @property
     def delay(self) -> float:
@@ -320,18 +340,11 @@ class Debouncer:
     @property
     def pending(self) -> bool:
         """``True`` if a run is scheduled and has not started yet."""
-        return self._pending is not None and self._current_run_is_ours()
+        state = self._runs.get_or_none()
+        return state is not None and state.pending is not None
 
     def __repr__(self) -> str:
         return f"{type(self).__qualname__}({self._delay!r})"
-
-    def _current_run_is_ours(self) -> bool:
-        try:
-            run = current_run()
-        except NoEventLoopError:
-            return False
-
-        return self._run is not None and self._run() is run
 
     def cancel(self) -> bool:
         """
@@ -340,11 +353,12 @@ class Debouncer:
         :return: ``True`` if a scheduled run was dropped
 
         """
-        pending = self._pending
-        if pending is None or not self._current_run_is_ours():
+        state = self._runs.get_or_none()
+        pending = None if state is None else state.pending
+        if state is None or pending is None:
             return False
 
-        self._pending = None
+        state.pending = None
         return pending.handle is not None and pending.handle.cancel()
 
     def __call__(self, func: Callable[..., object], *args: object) -> None:
@@ -360,45 +374,44 @@ class Debouncer:
         _check_func(func)
 
         try:
-            run = current_run()
+            state = self._runs.get()
         except NoEventLoopError:
             raise RuntimeError(
                 "a Debouncer must be called from a task of a running event loop"
             ) from None
 
-        if self._run is None or self._run() is not run:
-            # The previous run's tasks were cancelled when it ended.
-            self._pending = self._running = None
-            self._run = weakref.ref(run)
-
-        previous = self._pending
+        previous = state.pending
         if previous is not None and previous.handle is not None:
             previous.handle.cancel()
 
         scheduled = _Run()
         scheduled.handle = create_background_task(
-            self._fire(scheduled, func, args),
+            self._fire(state, scheduled, func, args),
             name=f"anyconc.Debouncer({callable_name(func)})",
         )
-        self._pending = scheduled
+        state.pending = scheduled
 
     async def _fire(
-        self, scheduled: _Run, func: Callable[..., object], args: tuple[object, ...]
+        self,
+        state: _DebounceState,
+        scheduled: _Run,
+        func: Callable[..., object],
+        args: tuple[object, ...],
     ) -> None:
         await anyio.sleep(self._delay)
-        while self._running is not None:
-            assert self._running.finished is not None
-            await self._running.finished.wait()
+        while state.running is not None:
+            assert state.running.finished is not None
+            await state.running.finished.wait()
 
-        if self._pending is scheduled:
-            self._pending = None
+        if state.pending is scheduled:
+            state.pending = None
 
         scheduled.finished = anyio.Event()
-        self._running = scheduled
+        state.running = scheduled
         try:
             result = func(*args)
             if inspect.isawaitable(result):
                 await result
         finally:
-            self._running = None
+            state.running = None
             scheduled.finished.set()

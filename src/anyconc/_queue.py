@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from anyio import Event
 
-from ._lowlevel import checkpoint
+from ._lowlevel import OneRunAtATime, checkpoint
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -98,7 +98,10 @@ class Queue(Generic[T]):
     The queue is not thread-safe (use it from the event-loop thread). It can be created
     at import time and used by any number of runs, one after another, on any backend;
     the items, the unfinished-task count and the shut-down flag carry over between
-    runs, blocked waiters of a finished run do not (they were cancelled with it).
+    runs, blocked waiters of a finished run do not (they were cancelled with it). It
+    serves one run at a time: a run in another thread that uses it while the run it
+    serves is still running gets a :exc:`RuntimeError` (give each thread's run its own
+    queue).
 
     Example::
 
@@ -128,6 +131,7 @@ class Queue(Generic[T]):
         "_maxsize",
         "_putters",
         "_queue",
+        "_serving",
         "_unfinished_tasks",
     )
 
@@ -147,6 +151,7 @@ class Queue(Generic[T]):
         self._join_waiters: deque[Event] = deque()
         self._unfinished_tasks = 0
         self._is_shutdown = False
+        self._serving = OneRunAtATime(type(self).__name__)
         self._init(maxsize)
 
     # The storage hooks, overridden by LifoQueue and PriorityQueue (asyncio's names).
@@ -219,6 +224,7 @@ class Queue(Generic[T]):
             waiting for room)
 
         """
+        self._serving.check()
         # A plain checkpoint first, then the synchronous operation: the cheapest way to
         # be a checkpoint on every backend (AnyIO's memory streams do the same).
         await checkpoint()
@@ -253,6 +259,7 @@ class Queue(Generic[T]):
         :raises QueueFull: if the queue holds ``maxsize`` items
 
         """
+        self._serving.check()
         if self._is_shutdown:
             raise QueueShutDown
         if 0 < self._maxsize <= len(self._queue):
@@ -279,6 +286,7 @@ class Queue(Generic[T]):
             happens while waiting)
 
         """
+        self._serving.check()
         await checkpoint()
         while not self._queue:
             if self._is_shutdown:
@@ -314,6 +322,7 @@ class Queue(Generic[T]):
         :raises QueueEmpty: if the queue is empty
 
         """
+        self._serving.check()
         if not self._queue:
             if self._is_shutdown:
                 raise QueueShutDown
@@ -343,6 +352,7 @@ class Queue(Generic[T]):
         :raises ValueError: if called more times than items were put
 
         """
+        self._serving.check()
         if self._unfinished_tasks <= 0:
             raise ValueError("task_done() called too many times")
 
@@ -363,6 +373,7 @@ class Queue(Generic[T]):
             await queue.join()
 
         """
+        self._serving.check()
         await checkpoint()
         if self._unfinished_tasks > 0:
             waiter = Event()
@@ -393,6 +404,7 @@ class Queue(Generic[T]):
         :param immediate: discard the remaining items instead of letting them be taken
 
         """
+        self._serving.check()
         self._is_shutdown = True
         if immediate:
             while self._queue:

@@ -5,7 +5,7 @@ AnyIO's :class:`~anyio.Lock`, :class:`~anyio.Semaphore`, :class:`~anyio.Conditio
 An AnyIO primitive binds itself to the first event loop that uses it: a module-level
 ``anyio.Lock()`` used by an asyncio run and then by a trio run fails in the second run.
 The classes here keep their configuration on the object and the AnyIO primitive in a
-:class:`~anyconc._runtoken.PerRun`, made afresh the first time each run uses it. Within
+:class:`~anyconc._lowlevel.PerRun`, made afresh the first time each run uses it. Within
 a run they *are* AnyIO's primitives (same fairness, same checkpoints, same
 ``statistics()``); they subclass AnyIO's classes, so they are accepted wherever AnyIO
 takes one (for example ``anyio.to_thread.run_sync(..., limiter=limiter)``).
@@ -35,7 +35,7 @@ from anyio import (
     SemaphoreStatistics,
 )
 
-from ._runtoken import PerRun
+from ._lowlevel import PerRun
 
 if sys.version_info >= (3, 11):
     from typing import Self

@@ -11,7 +11,7 @@ import anyio
 import anyio.to_thread
 from anyio.lowlevel import checkpoint_if_cancelled
 
-from ._runtoken import PerRun
+from ._lowlevel import PerRun
 from ._util import check_optional_str
 
 __all__ = ["ThreadPool", "iterate_in_threadpool", "run_in_threadpool"]

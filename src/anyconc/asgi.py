@@ -44,7 +44,7 @@ from anyio.abc import TaskGroup as AnyIOTaskGroup
 from anyio.abc import TaskStatus
 
 from ._background import BackgroundTasks, current_owner
-from ._runtoken import PerRun
+from ._lowlevel import PerRun
 from ._util import check_optional_str, check_shutdown_timeout
 
 __all__ = [
