@@ -151,12 +151,24 @@ _sniffio_thread = sniffio.thread_local
 _get_running_loop: Callable[[], object | None] | None = None
 
 
+# trio's ``current_trio_token()``, bound on first use.
+_current_trio_token: Callable[[], object] | None = None
+
+
 def _bind_get_running_loop() -> Callable[[], object | None]:
     global _get_running_loop
     from asyncio import _get_running_loop as get_running_loop
 
     _get_running_loop = get_running_loop
     return get_running_loop
+
+
+def _bind_current_trio_token() -> Callable[[], object]:
+    global _current_trio_token
+    from trio.lowlevel import current_trio_token
+
+    _current_trio_token = current_trio_token
+    return current_trio_token
 
 
 def current_run() -> object:
@@ -169,17 +181,20 @@ def current_run() -> object:
     (``anyio.run`` makes a fresh loop per run), so two runs, one after another or on
     different backends, never share a token.
 
-    The common case (asyncio, not inside trio) is asyncio's own C lookup of the running
-    loop of this thread: no ``sniffio`` sniffing (which looks up the current task).
+    The common cases skip ``sniffio``'s sniffing (which looks up the current task):
+    inside trio (which marks its thread for ``sniffio``), trio's token; otherwise, in
+    an asyncio run, asyncio's own C lookup of the running loop of this thread.
 
     :raises anyio.NoEventLoopError: if no event loop is running in this thread
 
     """
-    if _sniffio_thread.name is None:
-        get_loop = _get_running_loop or _bind_get_running_loop()
-        loop = get_loop()
+    name = _sniffio_thread.name
+    if name is None:
+        loop = (_get_running_loop or _bind_get_running_loop())()
         if loop is not None:
             return loop
+    elif name == "trio":
+        return (_current_trio_token or _bind_current_trio_token())()
 
     library = _running_library()
 
@@ -196,11 +211,13 @@ def current_run() -> object:
 
 def current_run_or_none() -> object | None:
     """Return :func:`current_run`, or ``None`` outside any event-loop run."""
-    if _sniffio_thread.name is None:
-        get_loop = _get_running_loop or _bind_get_running_loop()
-        loop = get_loop()
+    name = _sniffio_thread.name
+    if name is None:
+        loop = (_get_running_loop or _bind_get_running_loop())()
         if loop is not None:
             return loop
+    elif name == "trio":
+        return (_current_trio_token or _bind_current_trio_token())()
 
     try:
         return current_run()
@@ -410,12 +427,15 @@ class OneRunAtATime:
 
     """
 
-    __slots__ = ("_owner", "_what")
+    __slots__ = ("_owner", "_thread", "_what")
 
     def __init__(self, what: str) -> None:
         self._what = what
-        # (run, thread) of the run served; a dead reference when none yet.
-        self._owner: tuple[weakref.ref[object], int] = (_NO_CELL[0], 0)
+        # The run served (a dead reference when none yet), and its thread.
+        self._owner: weakref.ref[object] = _NO_CELL[0]
+        self._thread = 0
+        if _get_running_loop is None:
+            _bind_get_running_loop()
 
     def check(self) -> None:
         """
@@ -424,17 +444,25 @@ class OneRunAtATime:
         Outside any run (a synchronous call from plain code), nothing changes, but the
         call is refused while a run in another thread is being served.
 
+        On asyncio this costs one lookup of the running loop (for this check, a trio run
+        hosted by an asyncio loop in the same thread, in guest mode, counts as the loop's
+        run: the two never run at the same time).
+
         :raises RuntimeError: if a run in another thread is being served
 
         """
-        if self._owner[0]() is not current_run_or_none():
+        owner = self._owner()
+        if owner is None or (
+            owner is not _get_running_loop()  # type: ignore[misc]
+            and owner is not current_run_or_none()
+        ):
             self._claim()
 
     def _claim(self) -> None:
         run = current_run_or_none()
         with _claim_lock:
-            owner_ref, thread = self._owner
-            owner = owner_ref()
+            owner = self._owner()
+            thread = self._thread
             if owner is run:
                 return
             if (
@@ -448,7 +476,8 @@ class OneRunAtATime:
                     f"another is fine): give each thread's run its own {self._what}"
                 )
             if run is not None:
-                self._owner = (weakref.ref(run), threading.get_ident())
+                self._owner = weakref.ref(run)
+                self._thread = threading.get_ident()
 
 
 _claim_lock = threading.Lock()

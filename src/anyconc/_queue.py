@@ -224,11 +224,11 @@ class Queue(Generic[T]):
             waiting for room)
 
         """
-        self._serving.check()
         # A plain checkpoint first, then the synchronous operation: the cheapest way to
         # be a checkpoint on every backend (AnyIO's memory streams do the same).
         await checkpoint()
         while 0 < self._maxsize <= len(self._queue):
+            self._serving.check()
             if self._is_shutdown:
                 raise QueueShutDown
             putter = Event()
@@ -286,9 +286,9 @@ class Queue(Generic[T]):
             happens while waiting)
 
         """
-        self._serving.check()
         await checkpoint()
         while not self._queue:
+            self._serving.check()
             if self._is_shutdown:
                 raise QueueShutDown
             getter = Event()

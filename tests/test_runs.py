@@ -1,0 +1,674 @@
+"""
+Run scoping (issue 14): objects made at import time, used by event-loop runs at the same
+time in several threads, by runs one after another on alternating backends, and by
+hundreds of runs without keeping any of them alive.
+
+These tests start their own runs (``anyio.run`` in threads), so they are plain ``def``
+tests: the backends are named explicitly, asyncio, asyncio + uvloop and trio.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import gc
+import itertools
+import threading
+import tracemalloc
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import anyio
+import pytest
+import trio
+from anyio.lowlevel import checkpoint
+
+import anyconc
+from anyconc import (
+    AsyncEvent,
+    AsyncLazy,
+    BackgroundTasks,
+    Barrier,
+    CapacityLimiter,
+    CircuitBreaker,
+    CircuitOpenError,
+    Condition,
+    Debouncer,
+    Lock,
+    Queue,
+    RateLimiter,
+    Semaphore,
+    ThreadPool,
+)
+from anyconc._lowlevel import PerRun, current_run
+
+pytest.importorskip("uvloop")
+
+# Four runs at the same time: two on asyncio (one of them uvloop), two on trio.
+FOUR = ("asyncio", "uvloop", "trio", "trio")
+
+INDEX: contextvars.ContextVar[int] = contextvars.ContextVar("INDEX")
+
+
+def run_one(main: Callable[..., Awaitable[Any]], backend: str, *args: Any) -> Any:
+    if backend == "uvloop":
+        return anyio.run(
+            main, *args, backend="asyncio", backend_options={"use_uvloop": True}
+        )
+    return anyio.run(main, *args, backend=backend)
+
+
+def run_in_threads(
+    main: Callable[[int, threading.Barrier], Awaitable[Any]],
+    backends: Sequence[str] = FOUR,
+) -> list[Any]:
+    """Run ``main(index, rendezvous)`` in one thread per backend, all at the same time."""
+    rendezvous = threading.Barrier(len(backends), timeout=20)
+    with ThreadPoolExecutor(len(backends)) as pool:
+        futures = [
+            pool.submit(run_one, main, backend, index, rendezvous)
+            for index, backend in enumerate(backends)
+        ]
+        return [future.result(timeout=40) for future in futures]
+
+
+async def meet(rendezvous: threading.Barrier) -> None:
+    """Wait until every run has reached this point (the event loop keeps running)."""
+    await anyio.to_thread.run_sync(rendezvous.wait)
+
+
+# --- the mechanism -------------------------------------------------------------------
+
+
+def test_per_run_values_in_concurrent_runs_are_separate() -> None:
+    per_run: PerRun[list[int]] = PerRun(list)
+
+    async def main(index: int, rendezvous: threading.Barrier) -> list[int]:
+        per_run.get().append(index)
+        await meet(rendezvous)
+        for _ in range(200):  # the four threads look it up in turn
+            per_run.get().append(index)
+            await checkpoint()
+        await meet(rendezvous)
+        return per_run.get()
+
+    results = run_in_threads(main)
+    assert results == [[index] * 201 for index in range(4)]
+
+
+def test_per_run_value_goes_with_its_run() -> None:
+    class Value:
+        pass
+
+    per_run: PerRun[Value] = PerRun(Value)
+    refs: list[weakref.ref[Value]] = []
+
+    async def main() -> None:
+        refs.append(weakref.ref(per_run.get()))
+
+    for backend in ("asyncio", "trio", "uvloop"):
+        run_one(main, backend)
+    gc.collect()
+    assert [ref() for ref in refs] == [None, None, None]
+    assert per_run.peek() is None
+
+
+def test_peek_sees_only_this_threads_latest_value() -> None:
+    per_run: PerRun[list[int]] = PerRun(list)
+
+    async def main(index: int, rendezvous: threading.Barrier) -> bool:
+        mine = per_run.get()
+        await meet(rendezvous)  # every thread has looked it up: the slot is someone's
+        return per_run.peek() is mine or per_run.peek() is None
+
+    assert run_in_threads(main) == [True] * 4
+
+
+# --- every run-portable class, four runs at the same time ------------------------------
+
+LOCK = Lock()
+SEMAPHORE = Semaphore(2)
+CONDITION = Condition()
+LIMITER = CapacityLimiter(3)
+POOL = ThreadPool(2, name="runs")
+EVENT = AsyncEvent()
+LAZY_CALLS: list[int] = []
+LAZY_TTL_CALLS: list[int] = []
+_calls_lock = threading.Lock()
+
+
+async def _compute() -> int:
+    with _calls_lock:
+        LAZY_CALLS.append(INDEX.get())
+    await checkpoint()
+    return INDEX.get()
+
+
+async def _compute_ttl() -> int:
+    with _calls_lock:
+        LAZY_TTL_CALLS.append(INDEX.get())
+    await checkpoint()
+    return INDEX.get()
+
+
+LAZY = AsyncLazy(_compute)
+LAZY_TTL = AsyncLazy(_compute_ttl, ttl=600)
+BREAKER = CircuitBreaker(failure_threshold=8, recovery_timeout=600)
+RATE = RateLimiter(3, per=600)
+TICKS = anyconc.every(0.002)
+DEBOUNCER = Debouncer(0.001)
+SUPERVISOR = BackgroundTasks(name="shared")
+
+
+async def _max_concurrency(
+    limit: Callable[[], Any], tasks: int, rounds: int = 5
+) -> int:
+    inside = peak = 0
+
+    async def worker() -> None:
+        nonlocal inside, peak
+        for _ in range(rounds):
+            async with limit():
+                inside += 1
+                peak = max(peak, inside)
+                await checkpoint()
+                await checkpoint()
+                inside -= 1
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(tasks):
+            tg.start_soon(worker)
+    return peak
+
+
+async def _fail() -> None:
+    raise OSError("down")
+
+
+async def _ok() -> str:
+    return "ok"
+
+
+async def use_every_class(index: int, rendezvous: threading.Barrier) -> dict[str, Any]:
+    INDEX.set(index)
+    seen: dict[str, Any] = {}
+    await meet(rendezvous)
+
+    # Locks family: exclusion (or the limit) holds within each run.
+    seen["lock"] = await _max_concurrency(lambda: LOCK, 5)
+    seen["semaphore"] = await _max_concurrency(lambda: SEMAPHORE, 5)
+    seen["limiter"] = await _max_concurrency(lambda: LIMITER, 6)
+    async with LOCK:  # every run holds "the" lock at once: its own
+        await meet(rendezvous)
+
+    items: list[int] = []
+
+    async def consume() -> int:
+        async with CONDITION:
+            await CONDITION.wait_for(lambda: bool(items))
+            return items.pop()
+
+    consumed: list[int] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: _append(consumed, consume()))
+        await anyio.wait_all_tasks_blocked()
+        async with CONDITION:
+            items.append(index)
+            CONDITION.notify()
+    seen["condition"] = consumed
+
+    seen["pool"] = await POOL.run(lambda: index * 10)
+
+    # AsyncEvent: the flag is shared; run 0 sets it and every run's waiters wake.
+    released: list[bool] = []
+
+    async def waiter() -> None:
+        released.append(await EVENT.wait())
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(waiter)
+        await anyio.wait_all_tasks_blocked()
+        await meet(rendezvous)  # every run has 3 waiters
+        if index == 0:
+            EVENT.set()
+    seen["event"] = released
+    await meet(rendezvous)
+    if index == 0:
+        EVENT.clear()
+    await meet(rendezvous)
+
+    # AsyncLazy: single flight per run; without ttl the value is then shared.
+    async with anyio.create_task_group() as tg:
+        lazy_results: list[int] = []
+        ttl_results: list[int] = []
+        for _ in range(5):
+            tg.start_soon(lambda: _append(lazy_results, LAZY.get()))
+            tg.start_soon(lambda: _append(ttl_results, LAZY_TTL.get()))
+    seen["lazy-one-answer-per-run"] = len(set(lazy_results)) == 1
+    seen["lazy-ttl"] = ttl_results
+    await meet(rendezvous)
+    seen["lazy-shared"] = await LAZY.get()
+
+    # CircuitBreaker: the health is shared; 4 runs x 2 failures open it (threshold 8).
+    for _ in range(2):
+        with pytest.raises(OSError):
+            await BREAKER.call(_fail)
+    await meet(rendezvous)
+    seen["breaker"] = BREAKER.state
+    with pytest.raises(CircuitOpenError):
+        await BREAKER.call(_ok)
+
+    # RateLimiter: per run (shared, 9 of these 12 entries would wait ten minutes).
+    with anyio.fail_after(10):
+        for _ in range(3):
+            await RATE.acquire()
+
+    # every(): the schedule is per run, on the run's own clock.
+    ticks = []
+    async for tick in TICKS:
+        ticks.append(tick)
+        if len(ticks) == 3:
+            break
+    seen["ticks"] = on_this_runs_schedule(ticks, 0.002)
+
+    # Debouncer: per run; a burst ends in one call of the last arguments.
+    debounced: list[int] = []
+    done = anyio.Event()
+
+    def record(n: int) -> None:
+        debounced.append(n)
+        done.set()
+
+    for n in range(5):
+        DEBOUNCER(record, index * 100 + n)
+    await done.wait()
+    seen["debounced"] = debounced
+
+    # Background tasks: the default supervisor is per run.
+    handles = [anyconc.create_background_task(_identity(index)) for _ in range(3)]
+    seen["background"] = [await handle for handle in handles]
+
+    # A shared BackgroundTasks serves one run at a time: the runs take turns.
+    for turn in range(4):
+        if turn == index:
+            async with SUPERVISOR as supervisor:
+                seen["supervisor"] = await supervisor.create_task(_identity(index))
+        await meet(rendezvous)
+
+    return seen
+
+
+def on_this_runs_schedule(ticks: list[float], interval: float) -> bool:
+    """The first tick is on this run's clock (trio's has a random offset of hours), the
+    next ones whole intervals after it (a tick can be skipped on a loaded machine)."""
+    steps = [(b - a) / interval for a, b in itertools.pairwise(ticks)]
+    return 0 <= anyio.current_time() - ticks[0] < 10 and all(
+        step > 0.5 and abs(step - round(step)) < 1e-6 for step in steps
+    )
+
+
+async def _append(out: list[Any], awaitable: Awaitable[Any]) -> None:
+    out.append(await awaitable)
+
+
+async def _identity(value: int) -> int:
+    await checkpoint()
+    return value
+
+
+def test_every_class_in_four_concurrent_runs() -> None:
+    results = run_in_threads(use_every_class)
+
+    for index, seen in enumerate(results):
+        assert seen["lock"] == 1
+        assert seen["semaphore"] == 2
+        assert seen["limiter"] == 3
+        assert seen["condition"] == [index]
+        assert seen["pool"] == index * 10
+        assert seen["event"] == [True, True, True]
+        assert seen["lazy-one-answer-per-run"] is True
+        assert seen["lazy-ttl"] == [index] * 5  # each run computed its own
+        assert seen["breaker"] == "open"
+        assert seen["ticks"] is True
+        assert seen["debounced"] == [index * 100 + 4]
+        assert seen["background"] == [index] * 3
+        assert seen["supervisor"] == index
+
+    # Single flight per run: at most one computation per run, and one cached value
+    # that every run sees afterwards.
+    assert sorted(LAZY_TTL_CALLS) == [0, 1, 2, 3]
+    assert len(LAZY_CALLS) == len(set(LAZY_CALLS)) >= 1
+    assert len({seen["lazy-shared"] for seen in results}) == 1
+    assert not EVENT.is_set()
+
+
+# --- classes that serve one run at a time ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "use"),
+    [
+        (lambda: Queue[int](), lambda queue: queue.put_nowait(1)),
+        (lambda: Barrier(2), lambda barrier: barrier.reset()),
+    ],
+    ids=["Queue", "Barrier"],
+)
+def test_one_run_at_a_time(make: Callable[[], Any], use: Callable[[Any], None]) -> None:
+    shared = make()
+    kind = type(shared).__name__
+
+    async def main(index: int, rendezvous: threading.Barrier) -> str:
+        if index == 0:
+            use(shared)
+        await meet(rendezvous)  # run 0 is being served, and is still running
+        outcome = "served"
+        if index == 1:
+            try:
+                use(shared)
+            except RuntimeError as exc:
+                outcome = str(exc)
+        await meet(rendezvous)
+        if index == 0:
+            use(shared)  # undisturbed
+        return outcome
+
+    outcomes = run_in_threads(main, ("asyncio", "trio"))
+    assert outcomes == [
+        "served",
+        f"this {kind} is in use by an event-loop run in another thread; a {kind} "
+        f"serves one run at a time (one after another is fine): give each thread's "
+        f"run its own {kind}",
+    ]
+
+    async def later() -> str:
+        use(shared)  # run 0 has ended: the next run, in any thread, is served
+        return "served"
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(run_one, later, "uvloop").result(timeout=20) == "served"
+    assert run_one(later, "trio") == "served"
+
+
+def test_queue_of_a_run_in_another_thread_is_not_disturbed() -> None:
+    queue: Queue[int] = Queue()
+
+    async def main(index: int, rendezvous: threading.Barrier) -> Any:
+        if index == 0:
+            async with anyio.create_task_group() as tg:
+                got: list[int] = []
+                tg.start_soon(lambda: _append(got, queue.get()))
+                await anyio.wait_all_tasks_blocked()
+                await meet(rendezvous)  # a getter of run 0 is waiting
+                await meet(rendezvous)
+                queue.put_nowait(7)
+            return got
+        await meet(rendezvous)
+        with pytest.raises(RuntimeError, match="in use by an event-loop run"):
+            await queue.put(99)
+        await meet(rendezvous)
+        return None
+
+    assert run_in_threads(main, ("trio", "asyncio")) == [[7], None]
+    assert queue.empty()
+
+
+def test_supervisor_active_in_another_run() -> None:
+    supervisor = BackgroundTasks(name="one")
+
+    async def main(index: int, rendezvous: threading.Barrier) -> str:
+        if index == 0:
+            async with supervisor:
+                await meet(rendezvous)
+                await meet(rendezvous)
+            return "entered"
+        await meet(rendezvous)
+        messages = []
+        try:
+            async with supervisor:
+                pass
+        except RuntimeError as exc:
+            messages.append(str(exc))
+        coro = _identity(1)
+        try:
+            supervisor.create_task(coro)
+        except RuntimeError as exc:
+            messages.append(str(exc))
+        await meet(rendezvous)
+        return " | ".join(messages)
+
+    assert run_in_threads(main, ("asyncio", "trio")) == [
+        "entered",
+        "this background tasks supervisor is already active in another event-loop "
+        "run (in another thread) | the background tasks supervisor 'one' is active "
+        "in another event-loop run (in another thread); a supervisor serves one run "
+        "at a time: give the task to a supervisor of this run, or use "
+        "create_background_task()",
+    ]
+
+
+def test_event_set_from_a_plain_thread_wakes_every_run() -> None:
+    event = AsyncEvent()
+    ready = threading.Barrier(3, timeout=20)
+
+    async def main(index: int, rendezvous: threading.Barrier) -> list[bool]:
+        async with anyio.create_task_group() as tg:
+            results: list[bool] = []
+            for _ in range(2):
+                tg.start_soon(lambda: _append(results, event.wait()))
+            await anyio.wait_all_tasks_blocked()
+            await anyio.to_thread.run_sync(ready.wait)
+        return results
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = [
+            pool.submit(run_one, main, backend, index, threading.Barrier(1))
+            for index, backend in enumerate(("uvloop", "trio"))
+        ]
+        ready.wait()
+        assert repr(event) == "<AsyncEvent unset waiters=4>"  # both runs' waiters
+        event.set()  # no event loop in this thread
+        assert [future.result(timeout=20) for future in futures] == [[True] * 2] * 2
+    assert repr(event) == "<AsyncEvent set waiters=0>"
+
+
+# --- one run after another, alternating backends --------------------------------------
+
+SEQ_LOCK = Lock()
+SEQ_SEMAPHORE = Semaphore(1)
+SEQ_CONDITION = Condition()
+SEQ_LIMITER = CapacityLimiter(1)
+SEQ_POOL = ThreadPool(1)
+SEQ_EVENT = AsyncEvent()
+SEQ_LAZY_CALLS: list[str] = []
+
+
+async def _seq_compute() -> str:
+    SEQ_LAZY_CALLS.append(anyio.get_current_task().name)
+    return "computed"
+
+
+SEQ_LAZY = AsyncLazy(_seq_compute)
+SEQ_BREAKER = CircuitBreaker(failure_threshold=6, recovery_timeout=600)
+SEQ_RATE = RateLimiter(2, per=600)
+SEQ_TICKS = anyconc.every(0.002)
+SEQ_DEBOUNCER = Debouncer(0)
+SEQ_SUPERVISOR = BackgroundTasks()
+SEQ_QUEUE: Queue[int] = Queue()
+SEQ_BARRIER = Barrier(2)
+
+
+async def use_in_turn(number: int) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    seen["lock"] = await _max_concurrency(lambda: SEQ_LOCK, 3)
+    seen["semaphore"] = await _max_concurrency(lambda: SEQ_SEMAPHORE, 3)
+    seen["limiter"] = await _max_concurrency(lambda: SEQ_LIMITER, 3)
+    async with SEQ_CONDITION:
+        SEQ_CONDITION.notify_all()
+    seen["pool"] = await SEQ_POOL.run(lambda: number)
+    seen["event-carried"] = SEQ_EVENT.is_set()  # set by the run before
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(SEQ_EVENT.wait)
+        await anyio.wait_all_tasks_blocked()
+        SEQ_EVENT.set()
+    seen["lazy"] = await SEQ_LAZY.get()
+    with pytest.raises(OSError):
+        await SEQ_BREAKER.call(_fail)
+    seen["breaker"] = SEQ_BREAKER.state  # the failures add up across runs
+    with anyio.fail_after(10):
+        await SEQ_RATE.acquire()
+        await SEQ_RATE.acquire()  # each run has its own window
+    ticks = []
+    async for tick in SEQ_TICKS:
+        ticks.append(tick)
+        if len(ticks) == 2:
+            break
+    seen["tick"] = on_this_runs_schedule(ticks, 0.002)
+    done = anyio.Event()
+    SEQ_DEBOUNCER(done.set)
+    await done.wait()
+    async with SEQ_SUPERVISOR as supervisor:
+        seen["supervisor"] = await supervisor.create_task(_identity(number))
+    seen["background"] = await anyconc.create_background_task(_identity(number))
+    # The queue's items carry over: take the previous run's, leave one for the next.
+    seen["queue"] = None if SEQ_QUEUE.empty() else SEQ_QUEUE.get_nowait()
+    await SEQ_QUEUE.put(number)
+    async with anyio.create_task_group() as tg:
+        for _ in range(2):
+            tg.start_soon(SEQ_BARRIER.wait)
+    return seen
+
+
+def test_runs_one_after_another_on_alternating_backends() -> None:
+    SEQ_EVENT.set()
+    backends = ["asyncio", "trio", "uvloop", "trio", "asyncio", "uvloop"]
+    results = []
+    for number, backend in enumerate(backends):
+        SEQ_EVENT.clear()
+        results.append(run_one(use_in_turn, backend, number))
+        assert SEQ_EVENT.is_set()
+
+    for number, seen in enumerate(results):
+        assert seen == {
+            "lock": 1,
+            "semaphore": 1,
+            "limiter": 1,
+            "pool": number,
+            "event-carried": False,
+            "lazy": "computed",
+            "breaker": "open" if number == 5 else "closed",
+            "tick": True,
+            "supervisor": number,
+            "background": number,
+            "queue": None if number == 0 else number - 1,
+        }
+    assert len(SEQ_LAZY_CALLS) == 1  # the value is kept across runs
+
+
+# --- memory: no run is kept alive ------------------------------------------------------
+
+MEM_LOCK = Lock()
+MEM_SEMAPHORE = Semaphore(2)
+MEM_CONDITION = Condition()
+MEM_LIMITER = CapacityLimiter(2)
+MEM_POOL = ThreadPool(1)
+MEM_EVENT = AsyncEvent()
+
+
+async def _mem_compute() -> object:
+    await checkpoint()
+    return object()
+
+
+MEM_LAZY = AsyncLazy(_mem_compute)
+MEM_LAZY_TTL = AsyncLazy(_mem_compute, ttl=600)
+MEM_BREAKER = CircuitBreaker(failure_threshold=1000, recovery_timeout=1)
+MEM_RATE = RateLimiter(1000)
+MEM_TICKS = anyconc.every(0.001)
+MEM_DEBOUNCER = Debouncer(0)
+MEM_SUPERVISOR = BackgroundTasks()
+MEM_QUEUE: Queue[int] = Queue()
+MEM_BARRIER = Barrier(2)
+
+
+async def _forever() -> None:
+    await anyio.sleep_forever()
+
+
+async def use_all_and_leave_some_running(refs: list[weakref.ref[object]]) -> None:
+    refs.append(weakref.ref(current_run()))
+    runner = trio_runner()
+    if runner is not None:
+        refs.append(weakref.ref(runner))
+    async with MEM_LOCK, MEM_SEMAPHORE, MEM_LIMITER:
+        pass
+    async with MEM_CONDITION:
+        MEM_CONDITION.notify()
+    await MEM_POOL.run(int)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(MEM_EVENT.wait)
+        await anyio.wait_all_tasks_blocked()
+        MEM_EVENT.set()
+    MEM_EVENT.clear()
+    MEM_EVENT_WAITERS.append(anyconc.create_background_task(MEM_EVENT.wait()))
+    await MEM_LAZY.get()
+    await MEM_LAZY_TTL.get()
+    await MEM_BREAKER.call(_ok)
+    async with MEM_RATE:
+        pass
+    async for _ in MEM_TICKS:
+        break
+    done = anyio.Event()
+    MEM_DEBOUNCER(done.set)
+    await done.wait()
+    MEM_DEBOUNCER(_ok)  # left pending at the end of the run
+    async with MEM_SUPERVISOR as supervisor:
+        await supervisor.create_task(_identity(1))
+    await anyconc.create_background_task(_identity(1))
+    anyconc.create_background_task(_forever())  # cancelled when the run ends
+    MEM_QUEUE.put_nowait(1)
+    await MEM_QUEUE.get()
+    async with anyio.create_task_group() as tg:
+        for _ in range(2):
+            tg.start_soon(MEM_BARRIER.wait)
+    MEM_EVENT_WAITERS.clear()
+
+
+MEM_EVENT_WAITERS: list[Any] = []
+
+
+def trio_runner() -> object | None:
+    try:
+        trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return None
+    from trio._core._run import GLOBAL_RUN_CONTEXT
+
+    return GLOBAL_RUN_CONTEXT.runner  # type: ignore[no-any-return]
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("backend", ["asyncio", "uvloop", "trio"])
+def test_300_runs_keep_no_run_alive(backend: str) -> None:
+    refs: list[weakref.ref[object]] = []
+    run_one(use_all_and_leave_some_running, backend, refs)  # warm-up: caches, imports
+    gc.collect()
+    tracemalloc.start()
+    try:
+        traced = []
+        for number in range(1, 301):
+            run_one(use_all_and_leave_some_running, backend, refs)
+            if number in (100, 300):
+                gc.collect()
+                traced.append(tracemalloc.get_traced_memory()[0])
+    finally:
+        tracemalloc.stop()
+
+    gc.collect()
+    alive = [ref for ref in refs if ref() is not None]
+    assert len(refs) >= 301
+    assert len(alive) <= 2  # at most the last run's loop/token (and runner)
+    growth = traced[1] - traced[0]
+    # A run kept alive costs ~13 KiB (issue 14): 200 of them would be ~2.6 MB.
+    assert growth < 200 * 256, f"{growth} bytes more after 200 more runs"
