@@ -15,6 +15,10 @@ a semaphore's ``initial_value`` and ``max_value``, a limiter's ``total_tokens``,
 when changed at run time). What does not: holders and waiters. A run starts with the
 lock free, the semaphore at ``initial_value`` and no token borrowed, even if a task of
 an earlier run never released (that task is gone with its run).
+
+Runs at the same time in several threads are runs like any other: each has its own
+primitive (a module-level lock excludes the tasks of each run from each other, not the
+tasks of two runs: use a :class:`threading.Lock` around the shared resource for that).
 """
 
 from __future__ import annotations
@@ -91,6 +95,9 @@ class Lock(anyio.Lock):
             global counter
             async with lock:
                 counter += 1
+
+    Per run: holders and waiters (also for runs at the same time in other threads);
+    shared across runs: the configuration. See the module documentation.
 
     :param fast_acquire: if ``True``, an uncontended acquire returns without yielding
         to the scheduler (it still checks for cancellation)
@@ -193,6 +200,9 @@ class Condition(anyio.Condition):
             async with condition:
                 data.append("new item")
                 condition.notify()
+
+    Per run: holders and waiters (also for runs at the same time in other threads);
+    shared across runs: the configuration. See the module documentation.
 
     :param lock: the lock to use (an :class:`anyconc.Lock <Lock>`, so that it is
         run-portable too); a new one if omitted
@@ -309,6 +319,9 @@ class Semaphore(anyio.Semaphore):
         async def download(url: str) -> bytes:
             async with semaphore:
                 return await fetch(url)
+
+    Per run: holders and waiters (also for runs at the same time in other threads);
+    shared across runs: the configuration. See the module documentation.
 
     :param initial_value: the number of tokens at the start of each run
     :param max_value: if given, :meth:`release` raises :exc:`ValueError` rather than
@@ -468,6 +481,9 @@ class CapacityLimiter(anyio.CapacityLimiter):
         async def handle(request: Request) -> Response:
             async with limiter:  # at most ten at a time
                 return await process(request)
+
+    Per run: holders and waiters (also for runs at the same time in other threads);
+    shared across runs: the configuration. See the module documentation.
 
     :param total_tokens: the number of tokens (an int, or ``math.inf``)
     :raises TypeError: if ``total_tokens`` is neither an int nor ``math.inf``

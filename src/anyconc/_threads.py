@@ -129,7 +129,8 @@ class ThreadPool:
     It bounds how many of *its* calls run at once (``max_workers``), on top of AnyIO's
     shared worker threads, so that one kind of blocking work (say, image processing)
     cannot take every thread. The limit is kept per event-loop run, so a pool created at
-    import time works in every run, on every backend.
+    import time works in every run, on every backend; runs at the same time in several
+    threads each have their own ``max_workers``.
 
     On cancellation of the awaiting task: by default the call runs to its end and then
     the cancellation is raised (the result is discarded); with ``cancellable=True`` the
