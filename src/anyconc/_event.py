@@ -184,20 +184,22 @@ class AsyncEvent:
             return True
 
         slot = self._runs.get()
-        with _lock:
-            if self.is_set():  # set by another thread since the check above
-                generation = None
-            else:
-                generation = slot.generation
-                if generation is None or generation.fired:
-                    # The first waiter of this run since the last set().
+        generation = slot.generation
+        if generation is None or generation.fired:
+            # The first waiter of this run since the last set(). Only this run's thread
+            # touches its generations' waiter counts; the lock orders the registration
+            # with a set() in another thread.
+            with _lock:
+                if self.is_set():  # set by another thread since the check above
+                    generation = None
+                else:
                     generation = slot.generation = _Generation(current_run())
                     self._waiting[generation] = None
-                generation.waiters += 1
-        if generation is None:
-            await checkpoint()
-            return True
+            if generation is None:
+                await checkpoint()
+                return True
 
+        generation.waiters += 1
         try:
             if timeout is None:
                 await generation.event.wait()
@@ -205,13 +207,13 @@ class AsyncEvent:
                 with anyio.move_on_after(timeout):
                     await generation.event.wait()
         finally:
-            with _lock:
-                generation.waiters -= 1
-                if generation.waiters == 0 and not generation.fired:
-                    # Nobody waits any more: do not keep this run's event alive.
+            generation.waiters -= 1
+            if generation.waiters == 0 and not generation.fired:
+                # Nobody waits any more: do not keep this run's event alive.
+                with _lock:
                     self._waiting.pop(generation, None)
-                    if slot.generation is generation:
-                        slot.generation = None
+                if slot.generation is generation:
+                    slot.generation = None
 
         return generation.fired
 

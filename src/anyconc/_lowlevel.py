@@ -211,14 +211,6 @@ def current_run() -> object:
 
 def current_run_or_none() -> object | None:
     """Return :func:`current_run`, or ``None`` outside any event-loop run."""
-    name = _sniffio_thread.name
-    if name is None:
-        loop = (_get_running_loop or _bind_get_running_loop())()
-        if loop is not None:
-            return loop
-    elif name == "trio":
-        return (_current_trio_token or _bind_current_trio_token())()
-
     try:
         return current_run()
     except (NoEventLoopError, RuntimeError):
@@ -387,16 +379,8 @@ class PerRun(Generic[T]):
 
     def get_or_none(self) -> T | None:
         """Return :meth:`get`, or ``None`` when called outside any event-loop run."""
-        run = current_run_or_none()
-        if run is None:
-            return None
-        last = self._last
-        if last[0]() is run:
-            cell = last[1]()
-            if cell is not None:
-                return cell.value  # type: ignore[return-value]
-
-        return self._lookup(run)
+        # Off the hot paths: two lookups rather than a second copy of get().
+        return None if current_run_or_none() is None else self.get()
 
     def peek(self) -> T | None:
         """
