@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import math
 import threading
-import weakref
 from numbers import Real
 
 import anyio
 from anyio.lowlevel import checkpoint
 
-from ._lowlevel import PerRun, call_in_run, current_run, current_run_or_none
+from ._lowlevel import PerRun, RunRef, current_run_or_none
 
 __all__ = ["AsyncEvent"]
 
@@ -21,23 +20,21 @@ class _Generation:
     the next one.
     """
 
-    __slots__ = ("__weakref__", "event", "fired", "run_ref", "waiters")
+    __slots__ = ("event", "fired", "run", "waiters")
 
-    def __init__(self, run: object) -> None:
-        self.run_ref = weakref.ref(run)
+    def __init__(self) -> None:
+        self.run = RunRef()
         self.event = anyio.Event()
         self.fired = False
         self.waiters = 0
 
-    def release(self, current: object | None) -> None:
-        """Release the waiters, from their run (``current``) or from any thread."""
+    def release(self) -> None:
+        """Release the waiters, from their run or from any thread."""
         self.fired = True
-        if current is not None and self.run_ref() is current:
+        if self.run.is_current():
             self.event.set()
-        else:
-            run = self.run_ref()
-            if run is not None:  # else: the run ended, and its waiters with it
-                call_in_run(run, self.event.set)
+        else:  # (if the run has ended, its waiters have gone with it)
+            self.run.call_soon_threadsafe(self.event.set)
 
 
 class _RunSlot:
@@ -97,11 +94,11 @@ class AsyncEvent:
 
     def __repr__(self) -> str:
         # The current run's waiters; outside any run, those of every run.
-        run = current_run_or_none()
+        everyone = current_run_or_none() is None
         waiters = sum(
             generation.waiters
             for generation in list(self._waiting)
-            if run is None or generation.run_ref() is run
+            if everyone or generation.run.is_current()
         )
         state = "set" if self._flag else "unset"
         return f"<{type(self).__name__} {state} waiters={waiters}>"
@@ -137,9 +134,8 @@ class AsyncEvent:
             generations = list(self._waiting)
             self._waiting.clear()
 
-        current = current_run_or_none()
         for generation in generations:
-            generation.release(current)
+            generation.release()
 
     def clear(self) -> None:
         """
@@ -193,7 +189,7 @@ class AsyncEvent:
                 if self.is_set():  # set by another thread since the check above
                     generation = None
                 else:
-                    generation = slot.generation = _Generation(current_run())
+                    generation = slot.generation = _Generation()
                     self._waiting[generation] = None
             if generation is None:
                 await checkpoint()

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, Generic, TypeVar
 
 import sniffio
-from anyio import NoEventLoopError
+from anyio import NoEventLoopError, sleep_forever
 from anyio import current_time as anyio_current_time
 from anyio.lowlevel import checkpoint as anyio_checkpoint
 from anyio.lowlevel import current_token
@@ -38,12 +38,14 @@ from anyio.lowlevel import current_token
 __all__ = [
     "OneRunAtATime",
     "PerRun",
+    "RunRef",
     "call_in_run",
     "call_soon",
     "checkpoint",
     "current_run",
     "current_run_or_none",
     "current_time",
+    "get_ident",
     "spawn_run_task",
 ]
 
@@ -398,6 +400,79 @@ class PerRun(Generic[T]):
         return None if cell is None else cell.value  # type: ignore[return-value]
 
 
+class RunRef:
+    """
+    A weak reference to the current event-loop run, to tell it later from another run
+    and to call into it from any thread; it does not keep the run alive.
+
+    :raises anyio.NoEventLoopError: if no event loop is running in this thread
+
+    """
+
+    __slots__ = ("_ref",)
+
+    def __init__(self) -> None:
+        self._ref = weakref.ref(current_run())
+
+    def is_current(self) -> bool:
+        """Whether the caller is in this run (``False`` once it has ended)."""
+        run = self._ref()
+        return run is not None and run is current_run_or_none()
+
+    def call_soon_threadsafe(self, callback: Callable[[], object]) -> bool:
+        """
+        Call ``callback()`` in this run's event-loop thread, from any thread.
+
+        :return: ``False`` if the run has ended (nothing is scheduled)
+
+        """
+        run = self._ref()
+        return run is not None and call_in_run(run, callback)
+
+
+class _RunEnd:
+    """
+    Ends when its run ends (a run-owned task waits for that): then the objects that
+    were serving the run are free for the next one.
+    """
+
+    __slots__ = ("ended", "serving")
+
+    def __init__(self) -> None:
+        self.ended = False
+        self.serving: list[weakref.ref[OneRunAtATime]] = []
+
+    def end(self) -> None:
+        self.ended = True
+        for ref in self.serving:
+            guard = ref()
+            if guard is not None and guard._end is self:
+                guard.thread = 0
+        self.serving.clear()
+
+
+async def _until_the_run_ends() -> None:
+    await sleep_forever()
+
+
+def _watch_run_end() -> _RunEnd:
+    end = _RunEnd()
+    spawn_run_task(
+        _until_the_run_ends,
+        name="anyconc run-end watch",
+        context=contextvars.Context(),
+        on_done=end.end,
+    )
+    return end
+
+
+_ENDED = _RunEnd()
+_ENDED.end()
+# One watch per run that uses an object serving one run at a time.
+_run_end: PerRun[_RunEnd] = PerRun(_watch_run_end)
+get_ident = threading.get_ident
+
+
 class OneRunAtATime:
     """
     The run an object that can serve only one event-loop run at a time is serving.
@@ -407,19 +482,26 @@ class OneRunAtATime:
     on any backend), but a run in another thread that uses it while the run it serves
     is still running gets a :exc:`RuntimeError` saying so, never a wrong result.
 
+    The fast path costs a thread-identity comparison: a thread runs one run at a
+    time, and when the run served ends (a task of the run waits for that), the next
+    use, in any thread, claims the object for its own run. A run whose tasks are not
+    cancelled at its end (an asyncio loop closed without ``asyncio.run``'s shutdown)
+    is also told from a running one by asking its event loop. On a hot path, inline
+    :meth:`check` as ``if guard.thread != get_ident(): guard.claim()``.
+
     :param what: the object's kind, for the message (``"Queue"``)
 
     """
 
-    __slots__ = ("_owner", "_thread", "_what")
+    __slots__ = ("__weakref__", "_end", "_owner", "_what", "thread")
 
     def __init__(self, what: str) -> None:
         self._what = what
-        # The run served (a dead reference when none yet), and its thread.
+        # The run served (a dead reference when none yet), its end, and its thread
+        # (0 when it has ended, or none yet).
         self._owner: weakref.ref[object] = _NO_CELL[0]
-        self._thread = 0
-        if _get_running_loop is None:
-            _bind_get_running_loop()
+        self._end = _ENDED
+        self.thread = 0
 
     def check(self) -> None:
         """
@@ -428,40 +510,35 @@ class OneRunAtATime:
         Outside any run (a synchronous call from plain code), nothing changes, but the
         call is refused while a run in another thread is being served.
 
-        On asyncio this costs one lookup of the running loop (for this check, a trio run
-        hosted by an asyncio loop in the same thread, in guest mode, counts as the loop's
-        run: the two never run at the same time).
-
         :raises RuntimeError: if a run in another thread is being served
 
         """
-        owner = self._owner()
-        if owner is None or (
-            owner is not _get_running_loop()  # type: ignore[misc]
-            and owner is not current_run_or_none()
-        ):
-            self._claim()
+        if self.thread != get_ident():
+            self.claim()
 
-    def _claim(self) -> None:
+    def claim(self) -> None:
+        """The slow path of :meth:`check`."""
         run = current_run_or_none()
         with _claim_lock:
-            owner = self._owner()
-            thread = self._thread
-            if owner is run:
-                return
-            if (
-                owner is not None
-                and thread != threading.get_ident()
-                and _run_is_active(owner)
-            ):
-                raise RuntimeError(
-                    f"this {self._what} is in use by an event-loop run in another "
-                    f"thread; a {self._what} serves one run at a time (one after "
-                    f"another is fine): give each thread's run its own {self._what}"
-                )
+            me = get_ident()
+            if not self._end.ended:
+                if self.thread == me:
+                    return
+                owner = self._owner()
+                if owner is not None and _run_is_active(owner):
+                    raise RuntimeError(
+                        f"this {self._what} is in use by an event-loop run in another "
+                        f"thread; a {self._what} serves one run at a time (one after "
+                        f"another is fine): give each thread's run its own "
+                        f"{self._what}"
+                    )
             if run is not None:
+                end = _run_end.get()
+                if self._end is not end:
+                    self._end = end
+                    end.serving.append(weakref.ref(self))
                 self._owner = weakref.ref(run)
-                self._thread = threading.get_ident()
+                self.thread = me
 
 
 _claim_lock = threading.Lock()

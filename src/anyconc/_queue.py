@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from anyio import Event
 
-from ._lowlevel import OneRunAtATime, checkpoint
+from ._lowlevel import OneRunAtATime, checkpoint, get_ident
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -259,7 +259,8 @@ class Queue(Generic[T]):
         :raises QueueFull: if the queue holds ``maxsize`` items
 
         """
-        self._serving.check()
+        if self._serving.thread != get_ident():  # the inlined self._serving.check()
+            self._serving.claim()
         if self._is_shutdown:
             raise QueueShutDown
         if 0 < self._maxsize <= len(self._queue):
@@ -322,7 +323,8 @@ class Queue(Generic[T]):
         :raises QueueEmpty: if the queue is empty
 
         """
-        self._serving.check()
+        if self._serving.thread != get_ident():  # the inlined self._serving.check()
+            self._serving.claim()
         if not self._queue:
             if self._is_shutdown:
                 raise QueueShutDown
