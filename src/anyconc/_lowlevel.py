@@ -265,10 +265,11 @@ def _nothing() -> None:
 # it can only serve one run at a time, checks a OneRunAtATime). The per-run values live
 # in a table whose lifetime is the run's: an attribute of the asyncio event loop (uvloop's
 # Loop takes attributes too), a trio RunVar (kept by trio's runner). Nothing anyconc
-# holds at module or object level refers to a run or to its values except weakly, so a
-# value that refers back to its run (a supervisor -> task group -> ... -> the loop) goes
-# with the run: no WeakKeyDictionary keyed by the run, whose values would keep their own
-# key alive.
+# holds at module or object level refers to a run or to its values except weakly (or
+# while a task of the run runs: an active BackgroundTasks block, the run-owned tasks
+# that spawn_run_task keeps), so a value that refers back to its run (a supervisor ->
+# task group -> ... -> the loop) goes with the run: no WeakKeyDictionary keyed by the
+# run, whose values would keep their own key alive.
 
 _TABLE_ATTRIBUTE = "_anyconc_per_run"
 
