@@ -672,3 +672,44 @@ def test_300_runs_keep_no_run_alive(backend: str) -> None:
     growth = traced[1] - traced[0]
     # A run kept alive costs ~13 KiB (issue 14): 200 of them would be ~2.6 MB.
     assert growth < 200 * 256, f"{growth} bytes more after 200 more runs"
+
+
+def test_next_run_in_the_same_thread_is_served_and_guarded() -> None:
+    # A thread's second run claims the queue when its first run has ended, so a run in
+    # another thread is refused while the second run is going.
+    queue: Queue[int] = Queue()
+    second_run_started = threading.Event()
+    other_tried = threading.Event()
+    outcome: list[str] = []
+
+    async def first() -> None:
+        queue.put_nowait(1)
+
+    async def second() -> int:
+        queue.put_nowait(2)
+        second_run_started.set()
+        await anyio.to_thread.run_sync(other_tried.wait, 20)
+        return queue.qsize()
+
+    async def other() -> None:
+        try:
+            queue.put_nowait(3)
+        except RuntimeError as exc:
+            outcome.append(str(exc).split(";")[0])
+
+    def thread_a() -> int:
+        run_one(first, "trio")
+        return run_one(second, "asyncio")  # type: ignore[no-any-return]
+
+    def thread_b() -> None:
+        second_run_started.wait(20)
+        try:
+            run_one(other, "trio")
+        finally:
+            other_tried.set()
+
+    with ThreadPoolExecutor(2) as pool:
+        a, b = pool.submit(thread_a), pool.submit(thread_b)
+        assert a.result(timeout=40) == 2
+        b.result(timeout=40)
+    assert outcome == ["this Queue is in use by an event-loop run in another thread"]
