@@ -15,8 +15,8 @@ import anyio
 from anyio import NoEventLoopError, get_cancelled_exc_class
 
 from ._lowlevel import current_run, current_time, spawn_run_task
-from ._tasks import _FAILED, Task, check_coroutine
-from ._util import check_optional_str, check_shutdown_timeout
+from ._tasks import _FAILED, Task
+from ._util import check_coroutine, check_optional_str, check_shutdown_timeout
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -184,8 +184,8 @@ class BackgroundTasks:
     def __init__(
         self, *, name: str | None = None, shutdown_timeout: float | None = None
     ) -> None:
-        check_optional_str("name", name)
-        check_shutdown_timeout(shutdown_timeout)
+        check_optional_str("name", name, "BackgroundTasks()")
+        check_shutdown_timeout(shutdown_timeout, "BackgroundTasks()")
 
         self.name = name
         self.shutdown_timeout = shutdown_timeout
@@ -219,6 +219,12 @@ class BackgroundTasks:
 
         """
         check_coroutine(coro, "create_task")
+        try:
+            check_optional_str("name", name, "create_task()")
+        except TypeError:
+            coro.close()
+            raise
+
         if not self._accepting:
             coro.close()
             raise RuntimeError(
@@ -388,11 +394,18 @@ def create_background_task(
     :param coro: a coroutine object
     :param name: the task's name (default: the coroutine's qualified name)
     :return: the task's handle
-    :raises TypeError: if ``coro`` is not a coroutine object
+    :raises TypeError: if ``coro`` is not a coroutine object, or ``name`` is not a
+        string (``coro`` is closed)
     :raises RuntimeError: if no event loop is running; ``coro`` is closed
 
     """
     check_coroutine(coro, "create_background_task")
+    try:
+        check_optional_str("name", name, "create_background_task()")
+    except TypeError:
+        coro.close()
+        raise
+
     try:
         state = _run_state()
     except NoEventLoopError:

@@ -193,8 +193,19 @@ def check_optional_str(argument: str, value: object, where: str | None = None) -
         )
 
 
-def check_shutdown_timeout(shutdown_timeout: object) -> None:
-    """Validate a grace period in seconds: a non-negative number, or ``None``."""
+def check_shutdown_timeout(shutdown_timeout: object, where: str | None = None) -> None:
+    """
+    Validate a grace period in seconds: a non-negative number, or ``None``.
+
+    Without ``where`` the message names only the argument (the form older call sites
+    use).
+    """
+    if where is not None:
+        check_number(
+            where, "shutdown_timeout", shutdown_timeout, minimum=0, optional=True
+        )
+        return
+
     if shutdown_timeout is None:
         return
 
