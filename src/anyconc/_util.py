@@ -36,6 +36,7 @@ __all__ = [
     "check_sync_callable",
     "check_sync_result",
     "close_unstarted",
+    "not_awaitable_error",
 ]
 
 
@@ -296,11 +297,16 @@ def check_awaitable_result(where: str, func: object, result: object) -> None:
 
     """
     if not isawaitable(result):
-        raise TypeError(
-            f"{where}: {callable_name(func)!r} returned {type(result).__qualname__}, "
-            f"not an awaitable; pass an async function (or a function returning an "
-            f"awaitable)"
-        )
+        raise not_awaitable_error(where, func, result)
+
+
+def not_awaitable_error(where: str, func: object, result: object) -> TypeError:
+    """The error of :func:`check_awaitable_result`, for a caller that raises it."""
+    return TypeError(
+        f"{where}: {callable_name(func)!r} returned {type(result).__qualname__}, "
+        f"not an awaitable; pass an async function (or a function returning an "
+        f"awaitable)"
+    )
 
 
 def check_sync_callable(
