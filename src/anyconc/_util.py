@@ -18,6 +18,7 @@ import inspect
 import math
 from collections.abc import Iterable
 from inspect import CORO_CREATED, getcoroutinestate, isawaitable, iscoroutine
+from numbers import Real
 from typing import Any, NoReturn
 
 __all__ = [
@@ -91,7 +92,8 @@ def check_number(
     optional: bool = False,
 ) -> Any:
     """
-    Validate a real number (``bool`` is not one; NaN never is in range).
+    Validate a real number: an ``int``, a ``float`` or another :class:`numbers.Real`
+    (``bool`` is not one; NaN never is in range).
 
     :param where: the function, for the message (``"retry()"``)
     :param argument: the argument's name
@@ -120,7 +122,7 @@ def check_number(
     if optional:
         expected += " or None"
 
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float, Real)):
         _reject(where, argument, expected, value)
 
     if (
