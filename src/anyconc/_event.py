@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import weakref
-from numbers import Real
 
 import anyio
 from anyio.lowlevel import checkpoint
 
 from ._runtoken import current_run
+from ._util import check_number
 
 __all__ = ["AsyncEvent"]
 
@@ -135,7 +134,7 @@ class AsyncEvent:
         :raises TypeError: if ``timeout`` is not a number
         :raises ValueError: if ``timeout`` is negative or NaN
         """
-        _check_timeout(timeout)
+        check_number("AsyncEvent.wait()", "timeout", timeout, minimum=0, optional=True)
         if self._flag:
             await checkpoint()
             return True
@@ -172,16 +171,3 @@ def _in_own_run(generation: _Generation) -> bool:
     except anyio.NoEventLoopError:
         return generation.run_ref() is not None
     return generation.run_ref() is run
-
-
-def _check_timeout(timeout: object) -> None:
-    if timeout is None:
-        return
-    if isinstance(timeout, bool) or not isinstance(timeout, Real):
-        raise TypeError(
-            f"timeout must be a number of seconds or None, got {type(timeout).__qualname__}"
-        )
-    if math.isnan(timeout) or timeout < 0:
-        raise ValueError(
-            f"timeout must be a non-negative number of seconds, got {timeout!r}"
-        )

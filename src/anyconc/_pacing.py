@@ -16,7 +16,7 @@ from anyio.lowlevel import checkpoint
 
 from ._background import BackgroundTask, create_background_task
 from ._runtoken import PerRun, current_run
-from ._util import callable_name
+from ._util import callable_name, check_callable, check_number
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -24,17 +24,6 @@ else:
     from typing_extensions import Self
 
 __all__ = ["Debouncer", "RateLimiter", "every"]
-
-
-def _check_number(name: str, value: object, *, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__qualname__}")
-
-    if math.isnan(value) or math.isinf(value) or value < 0 or (positive and value == 0):
-        what = "a positive" if positive else "a non-negative"
-        raise ValueError(f"{name} must be {what} finite number, got {value!r}")
-
-    return float(value)
 
 
 # --- RateLimiter ---
@@ -97,8 +86,16 @@ class RateLimiter:
     __slots__ = ("_capacity", "_per", "_rate", "_state", "_window")
 
     def __init__(self, rate: float, per: float = 1.0) -> None:
-        self._rate = _check_number("rate", rate, positive=True)
-        self._per = _check_number("per", per, positive=True)
+        self._rate = float(
+            check_number(
+                "RateLimiter()", "rate", rate, minimum=0, inclusive=False, finite=True
+            )
+        )
+        self._per = float(
+            check_number(
+                "RateLimiter()", "per", per, minimum=0, inclusive=False, finite=True
+            )
+        )
         if self._rate.is_integer():
             self._capacity = int(self._rate)
             self._window = self._per
@@ -233,26 +230,16 @@ def every(interval: float) -> AsyncIterator[float]:
     :raises ValueError: if ``interval`` is not positive and finite
 
     """
-    return _Ticks(_check_number("interval", interval, positive=True))
+    return _Ticks(
+        float(
+            check_number(
+                "every()", "interval", interval, minimum=0, inclusive=False, finite=True
+            )
+        )
+    )
 
 
 # --- Debouncer ---
-
-
-def _check_func(func: object) -> None:
-    if inspect.iscoroutine(func):
-        name = func.__qualname__
-        func.close()  # it will never run: no "never awaited" warning
-        raise TypeError(
-            f"Debouncer() argument 'func' must be a callable, got a coroutine "
-            f"object; pass the function and its arguments: debouncer({name}, ...)"
-        )
-
-    if not callable(func):
-        raise TypeError(
-            f"Debouncer() argument 'func' must be a callable, "
-            f"got {type(func).__qualname__}"
-        )
 
 
 class _Run:
@@ -307,7 +294,9 @@ class Debouncer:
     __slots__ = ("_delay", "_pending", "_run", "_running")
 
     def __init__(self, delay: float) -> None:
-        self._delay = _check_number("delay", delay, positive=False)
+        self._delay = float(
+            check_number("Debouncer()", "delay", delay, minimum=0, finite=True)
+        )
         self._pending: _Run | None = None
         self._running: _Run | None = None
         self._run: weakref.ref[object] | None = None
@@ -357,7 +346,7 @@ class Debouncer:
         :raises RuntimeError: if no event loop is running
 
         """
-        _check_func(func)
+        check_callable("Debouncer.__call__()", "func", func, usage="debouncer({}, ...)")
 
         try:
             run = current_run()

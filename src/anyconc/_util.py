@@ -144,9 +144,13 @@ def check_int(
     *,
     minimum: int = 1,
     optional: bool = False,
+    alternative: str | None = None,
 ) -> Any:
     """
     Validate an integer of at least ``minimum`` (``bool`` is not one).
+
+    ``alternative`` names another value the caller accepts and has checked itself
+    (``"math.inf"``), for the message.
 
     :return: ``value``, unchanged
     :raises TypeError: if ``value`` is not an ``int`` (or ``None`` when ``optional``)
@@ -162,6 +166,8 @@ def check_int(
         expected = "a non-negative integer"
     else:
         expected = f"an integer >= {minimum}"
+    if alternative:
+        expected += f" or {alternative}"
     if optional:
         expected += " or None"
 
