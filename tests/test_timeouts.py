@@ -156,14 +156,14 @@ async def test_body_exception_wins_and_is_unchanged() -> None:
 @pytest.mark.parametrize(
     ("seconds", "exc_type", "message"),
     [
-        (-1, ValueError, "seconds must be a non-negative number or None, got -1"),
+        (-1, ValueError, "got -1"),
         (
             float("nan"),
             ValueError,
-            "seconds must be a non-negative number or None, got nan",
+            "got nan",
         ),
-        ("1", TypeError, "seconds must be a number or None, got str"),
-        (True, TypeError, "seconds must be a number or None, got bool"),
+        ("1", TypeError, "got str '1'"),
+        (True, TypeError, "got bool True"),
     ],
 )
 def test_timeout_bad_arguments(
@@ -171,7 +171,9 @@ def test_timeout_bad_arguments(
 ) -> None:
     with pytest.raises(exc_type) as info:
         timeout(seconds)
-    assert str(info.value) == message
+    assert str(info.value) == (
+        "timeout() argument 'seconds' must be a non-negative number or None, " + message
+    )
 
 
 def test_timeout_repr_and_exit_without_enter() -> None:
@@ -327,12 +329,11 @@ async def test_shield_rejects_non_awaitables() -> None:
     with pytest.raises(TypeError) as info:
         await shield(work)  # type: ignore[arg-type]
     assert str(info.value) == (
-        "shield() argument 'aw' must be awaitable, got the callable "
-        "'test_shield_rejects_non_awaitables.<locals>.work'; did you mean "
-        "shield(test_shield_rejects_non_awaitables.<locals>.work())?"
+        "shield() argument 'aw' must be awaitable, got the function "
+        "'test_shield_rejects_non_awaitables.<locals>.work'; call it: work(...)"
     )
     with pytest.raises(
-        TypeError, match=r"^shield\(\) argument 'aw' must be awaitable, got int$"
+        TypeError, match=r"^shield\(\) argument 'aw' must be awaitable, got int 3$"
     ):
         await shield(3)  # type: ignore[arg-type]
 

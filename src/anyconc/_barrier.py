@@ -9,6 +9,8 @@ from types import TracebackType
 from anyio import Event
 from anyio.lowlevel import checkpoint
 
+from ._util import check_int
+
 __all__ = ["Barrier", "BrokenBarrierError"]
 
 
@@ -103,12 +105,7 @@ class Barrier:
     __slots__ = ("__weakref__", "_blocked", "_count", "_filling", "_parties", "_state")
 
     def __init__(self, parties: int) -> None:
-        if isinstance(parties, bool) or not isinstance(parties, int):
-            raise TypeError(
-                f"parties must be an int, got {type(parties).__name__} {parties!r}"
-            )
-        if parties < 1:
-            raise ValueError(f"parties must be a positive integer, got {parties}")
+        check_int("Barrier()", "parties", parties)
 
         self._parties = parties
         self._state = _FILLING

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextvars
-import inspect
 import logging
-import math
 from collections.abc import Awaitable
 from contextlib import AbstractContextManager
 from types import TracebackType
@@ -14,6 +12,8 @@ from typing import Any, TypeVar
 import anyio
 from anyio import CancelScope
 from anyio.lowlevel import checkpoint_if_cancelled
+
+from ._util import check_awaitable, check_number
 
 __all__ = ["Timeout", "shield", "timeout"]
 
@@ -29,17 +29,6 @@ _entered: contextvars.ContextVar[
 ] = contextvars.ContextVar("anyconc_timeouts", default=())
 
 
-def _not_awaitable_message(obj: object) -> str:
-    name = getattr(obj, "__qualname__", None)
-    if name is not None and callable(obj):
-        return (
-            f"shield() argument 'aw' must be awaitable, got the callable {name!r}; "
-            f"did you mean shield({name}())?"
-        )
-
-    return f"shield() argument 'aw' must be awaitable, got {type(obj).__qualname__}"
-
-
 class Timeout:
     """
     A reusable timeout: each ``with`` block it guards must finish within
@@ -51,17 +40,7 @@ class Timeout:
     __slots__ = ("_seconds",)
 
     def __init__(self, seconds: float | None) -> None:
-        if seconds is not None and (
-            isinstance(seconds, bool) or not isinstance(seconds, (int, float))
-        ):
-            raise TypeError(
-                f"seconds must be a number or None, got {type(seconds).__qualname__}"
-            )
-
-        if seconds is not None and (math.isnan(seconds) or seconds < 0):
-            raise ValueError(
-                f"seconds must be a non-negative number or None, got {seconds!r}"
-            )
+        check_number("timeout()", "seconds", seconds, minimum=0, optional=True)
 
         self._seconds = seconds
 
@@ -175,8 +154,7 @@ async def shield(aw: Awaitable[T]) -> T:
         ``work()``)
 
     """
-    if not inspect.isawaitable(aw):
-        raise TypeError(_not_awaitable_message(aw))
+    check_awaitable("shield()", "aw", aw)
 
     outcome: list[tuple[bool, Any]] = []
 
