@@ -218,12 +218,7 @@ class BackgroundTasks:
             or shutting down); ``coro`` is closed
 
         """
-        check_coroutine(coro, "create_task")
-        try:
-            check_optional_str("name", name, "create_task()")
-        except TypeError:
-            coro.close()
-            raise
+        check_coroutine(coro, "create_task", name=name)
 
         if not self._accepting:
             coro.close()
@@ -399,12 +394,7 @@ def create_background_task(
     :raises RuntimeError: if no event loop is running; ``coro`` is closed
 
     """
-    check_coroutine(coro, "create_background_task")
-    try:
-        check_optional_str("name", name, "create_background_task()")
-    except TypeError:
-        coro.close()
-        raise
+    check_coroutine(coro, "create_background_task", name=name)
 
     try:
         state = _run_state()

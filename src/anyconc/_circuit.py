@@ -18,7 +18,6 @@ from anyio.lowlevel import checkpoint
 
 from ._runtoken import current_run
 from ._util import (
-    callable_name,
     check_async_callable,
     check_int,
     check_number,
@@ -408,16 +407,12 @@ class CircuitBreaker:
 
         """
         check_async_callable(
-            "CircuitBreaker.__call__()", "func", func, usage="@breaker on {}"
+            "CircuitBreaker.__call__()",
+            "func",
+            func,
+            usage="breaker({})",
+            decorating=True,
         )
-        target = inspect.unwrap(func)
-        if not inspect.iscoroutinefunction(target) and (
-            inspect.isfunction(target) or inspect.ismethod(target)
-        ):
-            raise TypeError(
-                f"CircuitBreaker.__call__() argument 'func' must be an async function, "
-                f"got the synchronous function {callable_name(func)!r} (use 'async def')"
-            )
 
         @functools.wraps(func)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:

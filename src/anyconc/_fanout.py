@@ -38,6 +38,16 @@ A = TypeVar("A")
 R = TypeVar("R")
 
 
+def _check_fanout(where: str, aws: tuple[object, ...], limit: object) -> None:
+    # The coroutines of a rejected call are closed: none will ever run.
+    try:
+        check_awaitables(where, aws)
+        check_int(where, "limit", limit, optional=True)
+    except BaseException:
+        close_unstarted(aws)
+        raise
+
+
 def _start_bounded(
     group: TaskGroup,
     limit: int | None,
@@ -102,12 +112,7 @@ async def gather(
     :raises ValueError: if ``limit`` is less than 1
 
     """
-    try:
-        check_awaitables("gather()", aws)
-        check_int("gather()", "limit", limit, optional=True)
-    except BaseException:
-        close_unstarted(aws)
-        raise
+    _check_fanout("gather()", aws, limit)
 
     count = len(aws)
     results: list[Any] = [None] * count
@@ -282,12 +287,7 @@ async def as_completed(
     :raises ValueError: if ``limit`` is less than 1
 
     """
-    try:
-        check_awaitables("as_completed()", aws)
-        check_int("as_completed()", "limit", limit, optional=True)
-    except BaseException:
-        close_unstarted(aws)
-        raise
+    _check_fanout("as_completed()", aws, limit)
 
     send, receive = anyio.create_memory_object_stream[Task[T]](math.inf)
     tasks = [Task(aw if iscoroutine(aw) else _await(aw), None) for aw in aws]

@@ -71,21 +71,6 @@ def _make_predicate(on: object) -> Callable[[Exception], bool]:
     )
 
 
-def _check_async(func: object) -> None:
-    check_async_callable("retry()", "func", func, usage="retry(...)({})")
-    target = inspect.unwrap(func)  # type: ignore[arg-type]
-    if inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(target):
-        return
-
-    if inspect.isfunction(target) or inspect.ismethod(target):
-        raise TypeError(
-            f"retry() argument 'func' must be an async function, got the synchronous "
-            f"function {callable_name(func)!r} (use 'async def')"
-        )
-    # Anything else (a callable object, a partial of a callable object, a class) may or
-    # may not return an awaitable: that is checked at each call.
-
-
 def retry(
     *,
     attempts: int = 3,
@@ -194,7 +179,11 @@ def retry(
     def decorator(
         func: Callable[P, Awaitable[T]],
     ) -> Callable[P, Coroutine[Any, Any, T]]:
-        _check_async(func)
+        # Anything but a function (a callable object, a partial of one, a class) may
+        # or may not return an awaitable: that is checked at each call.
+        check_async_callable(
+            "retry()", "func", func, usage="retry(...)({})", decorating=True
+        )
 
         @functools.wraps(func)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:

@@ -434,12 +434,7 @@ class TaskGroup:
         :raises RuntimeError: if the group is not active; ``coro`` is closed
 
         """
-        check_coroutine(coro, "create_task")
-        try:
-            check_optional_str("name", name, "create_task()")
-        except TypeError:
-            coro.close()
-            raise
+        check_coroutine(coro, "create_task", name=name)
 
         return self._spawn(Task(coro, name))
 

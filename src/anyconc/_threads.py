@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from functools import partial
-from inspect import iscoroutine
 from typing import ParamSpec, TypeVar
 
 import anyio
@@ -12,7 +11,13 @@ import anyio.to_thread
 from anyio.lowlevel import checkpoint_if_cancelled
 
 from ._runtoken import PerRun
-from ._util import check_int, check_optional_str, check_sync_callable, check_sync_result
+from ._util import (
+    check_int,
+    check_optional_str,
+    check_sync_callable,
+    check_sync_result,
+    close_unstarted,
+)
 
 __all__ = ["ThreadPool", "iterate_in_threadpool", "run_in_threadpool"]
 
@@ -95,9 +100,7 @@ def iterate_in_threadpool(iterable: Iterable[T]) -> AsyncIterator[T]:
     try:
         iterator = iter(iterable)
     except TypeError:
-        rejected: object = iterable
-        if iscoroutine(rejected):
-            rejected.close()  # no "coroutine was never awaited" warning
+        close_unstarted([iterable])  # no "coroutine was never awaited" warning
 
         raise TypeError(
             f"iterate_in_threadpool() expects an iterable, got {type(iterable).__qualname__}"

@@ -266,7 +266,12 @@ def check_callable(
 
 
 def check_async_callable(
-    where: str, argument: str, value: object, *, usage: str | None = None
+    where: str,
+    argument: str,
+    value: object,
+    *,
+    usage: str | None = None,
+    decorating: bool = False,
 ) -> None:
     """
     Validate a function that must return an awaitable, as far as that can be known
@@ -275,7 +280,9 @@ def check_async_callable(
     Rejected up front: non-callables (a coroutine object is closed), generator and
     async generator functions, and built-in functions (none returns an awaitable). A
     plain ``def`` function may return a coroutine (``lambda: fetch(url)``), so it is
-    accepted here and its first result is checked with :func:`check_awaitable_result`.
+    accepted here and its first result is checked with :func:`check_awaitable_result`
+    -- unless ``decorating``: a decorator's target is declared, so a plain function
+    (or method) that is not ``async def`` is rejected too.
 
     :raises TypeError: if ``value`` cannot be an async function
 
@@ -288,6 +295,14 @@ def check_async_callable(
         kind = "the generator function"
     elif inspect.isbuiltin(target):
         kind = "the built-in function"
+    elif (
+        decorating
+        and (inspect.isfunction(target) or inspect.ismethod(target))
+        and not (
+            inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(target)
+        )
+    ):
+        kind = "the synchronous function"
     else:
         return
 
@@ -353,14 +368,21 @@ def check_sync_result(where: str, func: object, result: object) -> None:
         )
 
 
-def check_coroutine(coro: object, caller: str, *, argument: str = "coro") -> None:
+def check_coroutine(
+    coro: object, caller: str, *, argument: str = "coro", name: object = None
+) -> None:
     """
-    Raise :exc:`TypeError` unless ``coro`` is a coroutine object.
+    Raise :exc:`TypeError` unless ``coro`` is a coroutine object, and ``name`` (the
+    task name passed along with it) a string or ``None``; a coroutine rejected for its
+    name is closed.
 
     Passing the coroutine *function* instead of calling it is the usual mistake, so the
     message says to call it.
     """
     if iscoroutine(coro):
+        if name is not None and not isinstance(name, str):
+            coro.close()
+            _reject(f"{caller}()", "name", "a string or None", name)
         return
 
     if callable(coro):
