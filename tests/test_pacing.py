@@ -517,3 +517,19 @@ async def test_seed_debounce_pattern() -> None:
         await anyio.sleep(0.1)
     await ran.wait()
     assert searches == [("anyconc", 0.7)]
+
+
+@pytest.mark.virtual_time
+async def test_debouncer_passes_keyword_arguments() -> None:
+    done = anyio.Event()
+    got: list[tuple[str, int]] = []
+
+    async def save(doc: str, *, version: int) -> None:
+        got.append((doc, version))
+        done.set()
+
+    debounce = Debouncer(0.5)
+    debounce(save, "a", version=1)
+    debounce(save, "b", version=2)
+    await done.wait()
+    assert got == [("b", 2)]

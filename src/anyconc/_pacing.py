@@ -8,7 +8,9 @@ import sys
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from types import TracebackType
+from typing import ParamSpec
 
 import anyio
 from anyio import NoEventLoopError
@@ -24,6 +26,8 @@ else:
     from typing_extensions import Self
 
 __all__ = ["Debouncer", "RateLimiter", "every"]
+
+P = ParamSpec("P")
 
 
 # --- RateLimiter ---
@@ -336,10 +340,13 @@ class Debouncer:
         self._pending = None
         return pending.handle is not None and pending.handle.cancel()
 
-    def __call__(self, func: Callable[..., object], *args: object) -> None:
+    def __call__(
+        self, func: Callable[P, object], /, *args: P.args, **kwargs: P.kwargs
+    ) -> None:
         """
-        Schedule ``func(*args)`` to run ``delay`` seconds from now, replacing the run
-        scheduled before if it has not started.
+        Schedule ``func(*args, **kwargs)`` to run ``delay`` seconds from now, replacing
+        the run scheduled before if it has not started. If ``func`` returns an
+        awaitable, it is awaited.
 
         :raises TypeError: if ``func`` is not callable (a coroutine object passed
             instead of the function is closed)
@@ -366,14 +373,12 @@ class Debouncer:
 
         scheduled = _Run()
         scheduled.handle = create_background_task(
-            self._fire(scheduled, func, args),
+            self._fire(scheduled, partial(func, *args, **kwargs)),
             name=f"anyconc.Debouncer({callable_name(func)})",
         )
         self._pending = scheduled
 
-    async def _fire(
-        self, scheduled: _Run, func: Callable[..., object], args: tuple[object, ...]
-    ) -> None:
+    async def _fire(self, scheduled: _Run, call: Callable[[], object]) -> None:
         await anyio.sleep(self._delay)
         while self._running is not None:
             assert self._running.finished is not None
@@ -385,7 +390,7 @@ class Debouncer:
         scheduled.finished = anyio.Event()
         self._running = scheduled
         try:
-            result = func(*args)
+            result = call()
             if inspect.isawaitable(result):
                 await result
         finally:
