@@ -13,7 +13,7 @@ from collections.abc import (
 )
 from contextlib import asynccontextmanager
 from inspect import iscoroutine
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import anyio
 from anyio import get_cancelled_exc_class
@@ -34,6 +34,12 @@ from ._util import (
 __all__ = ["amap", "as_completed", "gather"]
 
 T = TypeVar("T")
+T1 = TypeVar("T1")
+T2 = TypeVar("T2")
+T3 = TypeVar("T3")
+T4 = TypeVar("T4")
+T5 = TypeVar("T5")
+T6 = TypeVar("T6")
 A = TypeVar("A")
 R = TypeVar("R")
 
@@ -84,9 +90,182 @@ async def _await(aw: Awaitable[T]) -> T:
     return await aw
 
 
+@overload
+async def gather(  # type: ignore[overload-overlap]
+    aw1: Awaitable[T1],
+    /,
+    *,
+    limit: int | None = None,
+    return_exceptions: Literal[False] = False,
+) -> tuple[T1]: ...
+
+
+@overload
+async def gather(  # type: ignore[overload-overlap]
+    aw1: Awaitable[T1],
+    /,
+    *,
+    limit: int | None = None,
+    return_exceptions: Literal[True],
+) -> tuple[T1 | Exception]: ...
+
+
+@overload
+async def gather(  # type: ignore[overload-overlap]
+    aw1: Awaitable[T1],
+    aw2: Awaitable[T2],
+    /,
+    *,
+    limit: int | None = None,
+    return_exceptions: Literal[False] = False,
+) -> tuple[T1, T2]: ...
+
+
+@overload
+async def gather(  # type: ignore[overload-overlap]
+    aw1: Awaitable[T1],
+    aw2: Awaitable[T2],
+    /,
+    *,
+    limit: int | None = None,
+    return_exceptions: Literal[True],
+) -> tuple[T1 | Exception, T2 | Exception]: ...
+
+
+@overload
+async def gather(  # type: ignore[overload-overlap]
+    aw1: Awaitable[T1],
+    aw2: Awaitable[T2],
+    aw3: Awaitable[T3],
+    /,
+    *,
+    limit: int | None = None,
+    return_exceptions: Literal[False] = False,
+) -> tuple[T1, T2, T3]: ...
+
+
+@overload
+async def gather(  # type: ignore[overload-overlap]
+    aw1: Awaitable[T1],
+    aw2: Awaitable[T2],
+    aw3: Awaitable[T3],
+    /,
+    *,
+    limit: int | None = None,
+    return_exceptions: Literal[True],
+) -> tuple[T1 | Exception, T2 | Exception, T3 | Exception]: ...
+
+
+@overload
+async def gather(  # type: ignore[overload-overlap]
+    aw1: Awaitable[T1],
+    aw2: Awaitable[T2],
+    aw3: Awaitable[T3],
+    aw4: Awaitable[T4],
+    /,
+    *,
+    limit: int | None = None,
+    return_exceptions: Literal[False] = False,
+) -> tuple[T1, T2, T3, T4]: ...
+
+
+@overload
+async def gather(  # type: ignore[overload-overlap]
+    aw1: Awaitable[T1],
+    aw2: Awaitable[T2],
+    aw3: Awaitable[T3],
+    aw4: Awaitable[T4],
+    /,
+    *,
+    limit: int | None = None,
+    return_exceptions: Literal[True],
+) -> tuple[T1 | Exception, T2 | Exception, T3 | Exception, T4 | Exception]: ...
+
+
+@overload
+async def gather(  # type: ignore[overload-overlap]
+    aw1: Awaitable[T1],
+    aw2: Awaitable[T2],
+    aw3: Awaitable[T3],
+    aw4: Awaitable[T4],
+    aw5: Awaitable[T5],
+    /,
+    *,
+    limit: int | None = None,
+    return_exceptions: Literal[False] = False,
+) -> tuple[T1, T2, T3, T4, T5]: ...
+
+
+@overload
+async def gather(  # type: ignore[overload-overlap]
+    aw1: Awaitable[T1],
+    aw2: Awaitable[T2],
+    aw3: Awaitable[T3],
+    aw4: Awaitable[T4],
+    aw5: Awaitable[T5],
+    /,
+    *,
+    limit: int | None = None,
+    return_exceptions: Literal[True],
+) -> tuple[
+    T1 | Exception, T2 | Exception, T3 | Exception, T4 | Exception, T5 | Exception
+]: ...
+
+
+@overload
+async def gather(  # type: ignore[overload-overlap]
+    aw1: Awaitable[T1],
+    aw2: Awaitable[T2],
+    aw3: Awaitable[T3],
+    aw4: Awaitable[T4],
+    aw5: Awaitable[T5],
+    aw6: Awaitable[T6],
+    /,
+    *,
+    limit: int | None = None,
+    return_exceptions: Literal[False] = False,
+) -> tuple[T1, T2, T3, T4, T5, T6]: ...
+
+
+@overload
+async def gather(  # type: ignore[overload-overlap]
+    aw1: Awaitable[T1],
+    aw2: Awaitable[T2],
+    aw3: Awaitable[T3],
+    aw4: Awaitable[T4],
+    aw5: Awaitable[T5],
+    aw6: Awaitable[T6],
+    /,
+    *,
+    limit: int | None = None,
+    return_exceptions: Literal[True],
+) -> tuple[
+    T1 | Exception,
+    T2 | Exception,
+    T3 | Exception,
+    T4 | Exception,
+    T5 | Exception,
+    T6 | Exception,
+]: ...
+
+
+@overload
 async def gather(
-    *aws: Awaitable[T], limit: int | None = None, return_exceptions: bool = False
-) -> list[T]:
+    *aws: Awaitable[T],
+    limit: int | None = None,
+    return_exceptions: Literal[False] = False,
+) -> list[T]: ...
+
+
+@overload
+async def gather(
+    *aws: Awaitable[T], limit: int | None = None, return_exceptions: bool
+) -> list[T | Exception]: ...
+
+
+async def gather(
+    *aws: Awaitable[Any], limit: int | None = None, return_exceptions: bool = False
+) -> Any:
     """
     Run awaitables concurrently and return their results, in argument order.
 
@@ -101,6 +280,13 @@ async def gather(
     Example::
 
         pages = await gather(*(fetch(url) for url in urls), limit=10)
+        user, posts = await gather(fetch_user(uid), fetch_posts(uid))
+
+    Typing: the result is a :class:`list` at run time. Given one to six awaitables
+    separately, it is typed as a tuple of their result types, position by position
+    (as ``asyncio.gather`` is in typeshed and ``anyio.gather`` is), so that unpacking
+    it keeps each type; given ``*aws`` it is ``list[T]``. With
+    ``return_exceptions=True`` each position is ``T | Exception``.
 
     :param aws: the awaitables
     :param limit: how many may run at once (``None``: all)

@@ -26,8 +26,9 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 RetryOn: TypeAlias = (
-    "type[BaseException] | tuple[type[BaseException], ...]"
-    " | Callable[[BaseException], bool]"
+    type[BaseException]
+    | tuple[type[BaseException], ...]
+    | Callable[[BaseException], bool]
 )
 
 logger = logging.getLogger("anyconc")
