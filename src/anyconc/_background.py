@@ -107,7 +107,7 @@ class BackgroundTask(Task[T]):
         # How many ``await task`` are parked: each will retrieve a failure itself.
         self._awaiters = 0
         #: The event-loop time (``anyio.current_time()``) at which the task was created.
-        self.started_at = current_time()
+        self.started_at: float = current_time()
 
     def _finish(self) -> None:
         super()._finish()

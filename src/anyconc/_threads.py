@@ -161,7 +161,7 @@ class ThreadPool:
 
         self.max_workers = max_workers
         self.name = name
-        self.cancellable = bool(cancellable)
+        self.cancellable: bool = bool(cancellable)
         self._limiter = PerRun(lambda: anyio.CapacityLimiter(max_workers))
 
     async def run(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
