@@ -1,3 +1,5 @@
+# mypy: disable-error-code="comparison-overlap,unreachable"
+# (mypy keeps narrowing a property such as `.state` across awaits that change it.)
 from __future__ import annotations
 
 import inspect

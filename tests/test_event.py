@@ -1,3 +1,5 @@
+# mypy: disable-error-code="comparison-overlap"
+# (pytest.approx() inside a compared list or tuple is not a float to mypy.)
 """AsyncEvent: set/clear/wait, per-generation releases, timeouts, run-portability, seeds."""
 
 from __future__ import annotations
