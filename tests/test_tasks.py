@@ -739,6 +739,29 @@ async def test_create_task_on_inactive_group_closes_the_coroutine() -> None:
     assert group.tasks == ()
 
 
+async def test_start_bad_arguments() -> None:
+    async def serve(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+        task_status.started(1)
+
+    async with TaskGroup() as group:
+        coro = serve(task_status=anyio.TASK_STATUS_IGNORED)
+        with pytest.raises(
+            TypeError,
+            match=r"^start\(\) argument 'func' must be a function, got the coroutine "
+            r"object .*serve\(\); pass the function itself, not the result of calling "
+            r"it: start\(serve, \.\.\.\)$",
+        ):
+            await group.start(coro)  # type: ignore[arg-type]
+        assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+        with pytest.raises(
+            TypeError,
+            match=r"^start\(\) argument 'name' must be a string or None, got int 5$",
+        ):
+            await group.start(serve, name=5)  # type: ignore[arg-type]
+        assert await group.start(serve) == 1
+        assert group.tasks == ()
+
+
 async def test_start_soon_bad_arguments() -> None:
     async with TaskGroup() as group:
         with pytest.raises(

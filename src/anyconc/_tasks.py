@@ -485,11 +485,18 @@ class TaskGroup:
         Start ``func(*args, task_status=...)`` as a task of this group and wait until it
         calls ``task_status.started(value)`` (AnyIO's task-status protocol).
 
+        Typed as AnyIO's and trio's ``start()``: the value is ``Any`` (a ``TaskStatus[T]``
+        parameter cannot be matched to ``T`` by mypy).
+
         :return: the value passed to ``task_status.started()``
+        :raises TypeError: if ``func`` is not callable (a coroutine object passed
+            instead is closed), or ``name`` is not a string
         :raises RuntimeError: if the group is not active, or the task exits without
             calling ``task_status.started()``
 
         """
+        check_callable("start()", "func", func, usage="start({}, ...)")
+        check_optional_str("name", name, "start()")
         if not self._active or self._group is None:
             raise RuntimeError(
                 "this task group is not active (not entered yet, or already exited); "
