@@ -88,21 +88,21 @@ def main() -> None:
 
     if options.scheduler:
         # The same code, on a real cluster: only the client differs.
-        client = distributed.Client(options.scheduler)
+        client = distributed.Client(options.scheduler)  # type: ignore[no-untyped-call]
         cluster = None
     else:
-        cluster = distributed.LocalCluster(
+        cluster = distributed.LocalCluster(  # type: ignore[no-untyped-call]
             n_workers=options.workers,
             threads_per_worker=1,  # CPU-bound Python: one thread per process
             processes=True,
             dashboard_address=":0",
         )
-        client = distributed.Client(cluster)
+        client = distributed.Client(cluster)  # type: ignore[no-untyped-call]
 
     with client:
         print(f"cluster: {client.dashboard_link} ({options.backend})")
         primes, elapsed = anyio.run(
-            fan_out, client.get_executor(), options.upto, options.chunks,
+            fan_out, client.get_executor(), options.upto, options.chunks,  # type: ignore[no-untyped-call]
             options.limit, backend=options.backend,
         )  # fmt: skip
         print(f"{primes:,} primes below {options.upto:,} in {elapsed:.2f} s")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import pytest
@@ -22,7 +22,7 @@ from anyconc.asgi import (
     background_tasks_status,
 )
 
-Message = dict[str, Any]
+Message = MutableMapping[str, Any]
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -184,7 +184,7 @@ async def test_request_tasks_belong_to_the_lifespan_supervisor() -> None:
         assert await server.startup() == "lifespan.startup.complete"
         supervisor = middleware.supervisor
         assert isinstance(supervisor, BackgroundTasks)
-        assert supervisor.name == "web"
+        assert supervisor.name == "web"  # type: ignore[unreachable]
         assert server.state == {"background_tasks": supervisor}
 
         for _ in range(3):
@@ -513,7 +513,7 @@ async def test_requests_after_the_lifespan_do_not_warn(
 async def test_app_without_lifespan_support_still_gets_a_supervisor(
     behaviour: str,
 ) -> None:
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             if behaviour == "raises":
                 raise RuntimeError("only http is supported")
@@ -543,7 +543,7 @@ async def test_app_without_lifespan_support_still_gets_a_supervisor(
 async def test_startup_failed_message_is_passed_on_and_tasks_cancelled() -> None:
     tasks: list[BackgroundTask[None]] = []
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         assert (await receive())["type"] == "lifespan.startup"
         tasks.append(create_background_task(anyio.sleep_forever(), name="early"))
         await send({"type": "lifespan.startup.failed", "message": "no database"})
@@ -563,7 +563,7 @@ async def test_startup_failed_message_is_passed_on_and_tasks_cancelled() -> None
 async def test_startup_exception_is_raised_unwrapped_and_tasks_cancelled() -> None:
     tasks: list[BackgroundTask[None]] = []
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         await receive()
         tasks.append(create_background_task(anyio.sleep_forever(), name="early"))
         raise KeyError("config")
@@ -580,7 +580,7 @@ async def test_app_lifespan_crash_while_serving_cancels_tasks() -> None:
     crash = anyio.Event()
     tasks: list[BackgroundTask[None]] = []
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         await receive()
         await send({"type": "lifespan.startup.complete"})
         await crash.wait()
@@ -604,7 +604,7 @@ async def test_app_shutdown_failure_is_passed_on_after_the_drain() -> None:
         await anyio.sleep(0.01)
         events.append("job done")
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         await receive()
         await send({"type": "lifespan.startup.complete"})
         await receive()
@@ -742,7 +742,7 @@ async def test_starlette_lifespan_helper_startup_failure_is_unwrapped() -> None:
     async def app_lifespan(app: Starlette) -> AsyncIterator[None]:
         tasks.append(create_background_task(anyio.sleep_forever(), name="early"))
         raise ConnectionRefusedError("database")
-        yield
+        yield  # type: ignore[unreachable]
 
     app = Starlette(lifespan=background_tasks_lifespan(app_lifespan))
     async with serving(app) as server:
@@ -868,7 +868,7 @@ async def test_server_send_raising_is_passed_on_unwrapped() -> None:
 
     tasks: list[BackgroundTask[None]] = []
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         await receive()
         tasks.append(create_background_task(anyio.sleep_forever(), name="early"))
         await send({"type": "lifespan.startup.failed", "message": "boom"})
@@ -915,7 +915,9 @@ def _testclient_app(delivered: list[str]) -> BackgroundTasksMiddleware:
 
 @_testclient_on_httpx
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_starlette_testclient_with_lifespan_drains_at_exit(backend: str) -> None:
+def test_starlette_testclient_with_lifespan_drains_at_exit(
+    backend: Literal["asyncio", "trio"],
+) -> None:
     from starlette.testclient import TestClient
 
     delivered: list[str] = []
@@ -932,7 +934,7 @@ def test_starlette_testclient_with_lifespan_drains_at_exit(backend: str) -> None
 @_testclient_on_httpx
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_starlette_testclient_without_lifespan_warns(
-    backend: str, caplog: pytest.LogCaptureFixture
+    backend: Literal["asyncio", "trio"], caplog: pytest.LogCaptureFixture
 ) -> None:
     from starlette.testclient import TestClient
 

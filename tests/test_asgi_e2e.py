@@ -258,7 +258,7 @@ def test_shutdown_drains_notifications_and_cancels_the_slow_task(
             response = client.post(
                 "/notify", params={"name": name, "message": "m", "delay": "2"}
             )
-            return response.status_code
+            return int(response.status_code)
 
         with ThreadPoolExecutor(50) as pool:
             assert list(pool.map(post, names)) == [202] * 50

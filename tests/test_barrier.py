@@ -88,18 +88,29 @@ async def test_repr() -> None:
 
 def test_barrier_parties() -> None:
     with pytest.raises(
-        ValueError, match=r"^parties must be a positive integer, got 0$"
+        ValueError,
+        match=r"^Barrier\(\) argument 'parties' must be a positive integer, got 0$",
     ):
         Barrier(0)
     with pytest.raises(
-        ValueError, match=r"^parties must be a positive integer, got -4$"
+        ValueError,
+        match=r"^Barrier\(\) argument 'parties' must be a positive integer, got -4$",
     ):
         Barrier(-4)
-    with pytest.raises(TypeError, match=r"^parties must be an int, got str '3'$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^Barrier\(\) argument 'parties' must be a positive integer, got str '3'$",
+    ):
         Barrier("3")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"^parties must be an int, got float 2.0$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^Barrier\(\) argument 'parties' must be a positive integer, got float 2.0$",
+    ):
         Barrier(2.0)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"^parties must be an int, got bool True$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^Barrier\(\) argument 'parties' must be a positive integer, got bool True$",
+    ):
         Barrier(True)
     barrier = Barrier(N)
     assert barrier.parties == N

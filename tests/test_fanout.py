@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import gc
 import inspect
 import sys
 import tracemalloc
 from collections.abc import Iterator
+from typing import Any, cast
 
 import anyio
 import pytest
@@ -45,7 +47,9 @@ async def test_gather_returns_results_in_argument_order() -> None:
     tracker = Tracker()
     start = anyio.current_time()
     results = await gather(tracker.run(1, 3), tracker.run(2, 1), tracker.run(3, 2))
-    assert results == [1, 2, 3]
+    # Typed per position, as a tuple (as asyncio.gather in typeshed); a list at run time.
+    assert type(cast(object, results)) is list
+    assert list(results) == [1, 2, 3]
     assert tracker.peak == 3
     assert anyio.current_time() - start == pytest.approx(3)
 
@@ -103,7 +107,7 @@ async def test_gather_accepts_tasks_and_other_awaitables() -> None:
 
     async with anyconc.TaskGroup() as group:
         task = group.create_task(value(5))
-        assert await gather(task, value(6), Ready()) == [5, 6, "custom"]
+        assert list(await gather(task, value(6), Ready())) == [5, 6, "custom"]
 
 
 async def test_gather_of_nothing_is_an_empty_list() -> None:
@@ -137,25 +141,28 @@ async def test_gather_bad_arguments() -> None:
     with pytest.raises(
         TypeError, match=r"gather\(\) argument 1 must be awaitable, got int"
     ):
-        await gather(coro, 42)
+        await gather(coro, 42)  # type: ignore[call-overload]
     assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
 
     with pytest.raises(
-        TypeError, match=r"argument 0 must be awaitable, got function; call it"
+        TypeError,
+        match=r"^gather\(\) argument 0 must be awaitable, got the function '.*job'; call it: job\(\.\.\.\)$",
     ):
-        await gather(job)  # type: ignore[arg-type]
+        await gather(job)  # type: ignore[call-overload]
 
     coro = job()
     with pytest.raises(
-        ValueError, match=r"limit must be a positive integer or None, got 0"
+        ValueError,
+        match=r"^gather\(\) argument 'limit' must be a positive integer or None, got 0$",
     ):
         await gather(coro, limit=0)
     assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
 
     with pytest.raises(
-        TypeError, match=r"limit must be a positive integer or None, got float"
+        TypeError,
+        match=r"^gather\(\) argument 'limit' must be a positive integer or None, got float 1.5$",
     ):
-        await gather(limit=1.5)  # type: ignore[arg-type]
+        await gather(limit=1.5)  # type: ignore[call-overload]
 
 
 # -- amap ---------------------------------------------------------------------------
@@ -255,20 +262,27 @@ async def test_amap_bad_arguments() -> None:
     async def job(x: int) -> int:
         return x
 
-    with pytest.raises(TypeError, match=r"func must be callable, got int"):
+    with pytest.raises(
+        TypeError, match=r"^amap\(\) argument 'func' must be a function, got int 42$"
+    ):
         await amap(42, [1])  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"items must be iterable, got int"):
+    with pytest.raises(
+        TypeError, match=r"^amap\(\) argument 'items' must be iterable, got int$"
+    ):
         await amap(job, 42)  # type: ignore[arg-type]
     with pytest.raises(
-        ValueError, match=r"limit must be a positive integer or None, got -1"
+        ValueError,
+        match=r"^amap\(\) argument 'limit' must be a positive integer or None, got -1$",
     ):
         await amap(job, [1], limit=-1)
     with pytest.raises(
-        ValueError, match=r"max_per_second must be a positive finite number, got 0"
+        ValueError,
+        match=r"^amap\(\) argument 'max_per_second' must be a positive finite number or None, got 0$",
     ):
         await amap(job, [1], max_per_second=0)
     with pytest.raises(
-        TypeError, match=r"max_per_second must be a number or None, got str"
+        TypeError,
+        match=r"^amap\(\) argument 'max_per_second' must be a positive finite number or None, got str '1'$",
     ):
         await amap(job, [1], max_per_second="1")  # type: ignore[arg-type]
 
@@ -290,7 +304,7 @@ async def test_as_completed_yields_tasks_in_completion_order() -> None:
             assert task.done()
             order.append((task.result(), anyio.current_time() - start))
 
-    assert order == [
+    assert order == [  # type: ignore[comparison-overlap]
         ("a", pytest.approx(1)),
         ("b", pytest.approx(2)),
         ("c", pytest.approx(3)),
@@ -357,7 +371,8 @@ async def test_as_completed_bad_arguments() -> None:
             pass
     assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
     with pytest.raises(
-        ValueError, match=r"limit must be a positive integer or None, got 0"
+        ValueError,
+        match=r"^as_completed\(\) argument 'limit' must be a positive integer or None, got 0$",
     ):
         async with as_completed(limit=0):
             pass
@@ -369,7 +384,7 @@ def test_fanout_works_in_consecutive_runs_on_every_backend() -> None:
             await anyio.sleep(0)
             return 2 * x
 
-        first = await gather(double(1), double(2), limit=1)
+        first = list(await gather(double(1), double(2), limit=1))
         second = await amap(double, [3, 4], limit=1)
         async with as_completed(double(5)) as finished:
             third = [t.result() async for t in finished]
@@ -377,3 +392,88 @@ def test_fanout_works_in_consecutive_runs_on_every_backend() -> None:
 
     for backend in ("asyncio", "trio", "asyncio"):
         assert anyio.run(main, backend=backend) == [2, 4, 6, 8, 10]
+
+
+# -- bad input at the boundary (issue 16) -------------------------------------------
+
+
+async def test_amap_rejects_a_coroutine_object_and_closes_it() -> None:
+    async def job(x: int) -> int:
+        return x
+
+    coro = job(1)
+    with pytest.raises(
+        TypeError,
+        match=r"^amap\(\) argument 'func' must be a function, got the coroutine object "
+        r".*job\(\); pass the function itself, not the result of calling it: "
+        r"amap\(job, items\)$",
+    ):
+        await amap(coro, [1, 2])  # type: ignore[arg-type]
+    assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+
+
+@pytest.mark.parametrize("limit", [None, 2])
+async def test_amap_sync_function_is_rejected_after_its_first_call(
+    limit: int | None,
+) -> None:
+    calls: list[int] = []
+
+    def sync(x: int) -> str:
+        calls.append(x)
+        return str(x)
+
+    with pytest.raises(
+        TypeError,
+        match=r"^amap\(\): '.*sync' returned str, not an awaitable; pass an async "
+        r"function \(or a function returning an awaitable\)$",
+    ):
+        await amap(sync, range(5), limit=limit)  # type: ignore[arg-type]
+    assert calls == [0]
+
+
+async def test_amap_generator_function_is_rejected_before_any_call() -> None:
+    def gen(x: int) -> Iterator[int]:
+        if x:
+            raise AssertionError("not called")
+        yield x
+
+    with pytest.raises(
+        TypeError,
+        match=r"^amap\(\) argument 'func' must be an async function, got the generator "
+        r"function '.*gen' \(use 'async def'\)$",
+    ):
+        await amap(gen, [1])  # type: ignore[arg-type]
+
+
+async def test_amap_lambda_returning_a_coroutine_still_works() -> None:
+    tracker = Tracker()
+    assert await amap(lambda x: tracker.run(x, 0), range(4), limit=2) == [0, 1, 2, 3]
+    assert await amap(lambda x: tracker.run(x, 0), []) == []
+
+
+async def test_amap_first_call_is_closed_when_cancelled_before_it_runs() -> None:
+    tracker = Tracker()
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await amap(tracker.run, range(3))
+    assert scope.cancelled_caught
+    gc.collect()  # a leaked coroutine would warn now: warnings are errors
+    assert tracker.running == 0
+
+
+@pytest.mark.parametrize("wrap", [False, True])
+async def test_as_completed_left_early_with_a_limit_leaves_no_unawaited_coroutine(
+    wrap: bool,
+) -> None:
+    tracker = Tracker()
+    async with anyconc.TaskGroup() as group:
+        aws: list[Any] = [tracker.run(i, 0) for i in range(4)]
+        if wrap:
+            # Task handles are wrapped in an internal coroutine each.
+            aws = [group.create_task(aw) for aw in aws]
+        async with as_completed(*aws, limit=1) as finished:
+            async for task in finished:
+                assert task.result() == 0
+                break
+    gc.collect()  # a leaked coroutine would warn now: warnings are errors
+    assert tracker.running == 0

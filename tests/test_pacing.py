@@ -1,3 +1,5 @@
+# mypy: disable-error-code="comparison-overlap"
+# (pytest.approx() inside a compared list or tuple is not a float to mypy.)
 """Tests for anyconc.RateLimiter, anyconc.every and anyconc.Debouncer."""
 
 from __future__ import annotations
@@ -167,13 +169,25 @@ async def test_body_exception_propagates_and_the_entry_counts() -> None:
 @pytest.mark.parametrize(
     ("args", "exc_type", "message"),
     [
-        ((0,), ValueError, "rate must be a positive finite number, got 0"),
-        ((-1,), ValueError, "rate must be a positive finite number, got -1"),
-        ((float("inf"),), ValueError, "rate must be a positive finite number, got inf"),
-        ((float("nan"),), ValueError, "rate must be a positive finite number, got nan"),
-        (("5",), TypeError, "rate must be a number, got str"),
-        ((5, 0), ValueError, "per must be a positive finite number, got 0"),
-        ((5, None), TypeError, "per must be a number, got NoneType"),
+        ((0,), ValueError, "'rate' must be a positive finite number, got 0"),
+        ((-1,), ValueError, "'rate' must be a positive finite number, got -1"),
+        (
+            (float("inf"),),
+            ValueError,
+            "'rate' must be a positive finite number, got inf",
+        ),
+        (
+            (float("nan"),),
+            ValueError,
+            "'rate' must be a positive finite number, got nan",
+        ),
+        (("5",), TypeError, "'rate' must be a positive finite number, got str '5'"),
+        ((5, 0), ValueError, "'per' must be a positive finite number, got 0"),
+        (
+            (5, None),
+            TypeError,
+            "'per' must be a positive finite number, got NoneType None",
+        ),
     ],
 )
 def test_rate_limiter_bad_arguments(
@@ -181,7 +195,7 @@ def test_rate_limiter_bad_arguments(
 ) -> None:
     with pytest.raises(exc_type) as info:
         RateLimiter(*args)
-    assert str(info.value) == message
+    assert str(info.value) == "RateLimiter() argument " + message
 
 
 _limiter = RateLimiter(2, per=10)
@@ -262,14 +276,10 @@ async def test_every_cancelled_while_waiting() -> None:
 @pytest.mark.parametrize(
     ("interval", "exc_type", "message"),
     [
-        (0, ValueError, "interval must be a positive finite number, got 0"),
-        (-1.5, ValueError, "interval must be a positive finite number, got -1.5"),
-        (
-            float("inf"),
-            ValueError,
-            "interval must be a positive finite number, got inf",
-        ),
-        ("1", TypeError, "interval must be a number, got str"),
+        (0, ValueError, "must be a positive finite number, got 0"),
+        (-1.5, ValueError, "must be a positive finite number, got -1.5"),
+        (float("inf"), ValueError, "must be a positive finite number, got inf"),
+        ("1", TypeError, "must be a positive finite number, got str '1'"),
     ],
 )
 def test_every_bad_arguments(
@@ -277,7 +287,7 @@ def test_every_bad_arguments(
 ) -> None:
     with pytest.raises(exc_type) as info:
         every(interval)
-    assert str(info.value) == message
+    assert str(info.value) == "every() argument 'interval' " + message
 
 
 _ticks = every(2.0)
@@ -446,10 +456,16 @@ def test_pending_run_is_cancelled_when_the_run_ends() -> None:
 
 def test_debouncer_bad_arguments() -> None:
     with pytest.raises(
-        ValueError, match=r"^delay must be a non-negative finite number, got -1$"
+        ValueError,
+        match=r"^Debouncer\(\) argument 'delay' must be a non-negative finite number, "
+        r"got -1$",
     ):
         Debouncer(-1)
-    with pytest.raises(TypeError, match=r"^delay must be a number, got str$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^Debouncer\(\) argument 'delay' must be a non-negative finite number, "
+        r"got str '1'$",
+    ):
         Debouncer("1")  # type: ignore[arg-type]
     assert Debouncer(0).delay == 0.0
     with pytest.raises(
@@ -473,12 +489,13 @@ async def test_debouncer_rejects_coroutines_and_non_callables() -> None:
         del coro
         gc.collect()
     assert str(info.value) == (
-        "Debouncer() argument 'func' must be a callable, got a coroutine object; "
-        "pass the function and its arguments: debouncer("
-        "test_debouncer_rejects_coroutines_and_non_callables.<locals>.save, ...)"
+        "Debouncer.__call__() argument 'func' must be a function, got the coroutine "
+        "object test_debouncer_rejects_coroutines_and_non_callables.<locals>.save(); "
+        "pass the function itself, not the result of calling it: debouncer(save, ...)"
     )
     with pytest.raises(
-        TypeError, match=r"^Debouncer\(\) argument 'func' must be a callable, got int$"
+        TypeError,
+        match=r"^Debouncer\.__call__\(\) argument 'func' must be a function, got int 5$",
     ):
         debounce(5)  # type: ignore[arg-type]
     assert not debounce.pending
@@ -502,3 +519,19 @@ async def test_seed_debounce_pattern() -> None:
         await anyio.sleep(0.1)
     await ran.wait()
     assert searches == [("anyconc", 0.7)]
+
+
+@pytest.mark.virtual_time
+async def test_debouncer_passes_keyword_arguments() -> None:
+    done = anyio.Event()
+    got: list[tuple[str, int]] = []
+
+    async def save(doc: str, *, version: int) -> None:
+        got.append((doc, version))
+        done.set()
+
+    debounce = Debouncer(0.5)
+    debounce(save, "a", version=1)
+    debounce(save, "b", version=2)
+    await done.wait()
+    assert got == [("b", 2)]

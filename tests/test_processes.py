@@ -9,6 +9,7 @@ nothing heavy at top level, because worker processes import it to find them.
 from __future__ import annotations
 
 import concurrent.futures
+import inspect
 import multiprocessing
 import os
 import threading
@@ -401,18 +402,23 @@ async def test_run_in_executor_bad_arguments(dask_client: Any) -> None:
     with ThreadPoolExecutor(max_workers=1) as pool:
         with pytest.raises(
             TypeError,
-            match=r"^executor must be a concurrent\.futures\.Executor, got 4$",
+            match=r"^run_in_executor\(\) argument 'executor' must be a "
+            r"concurrent\.futures\.Executor, got 4$",
         ):
             await run_in_executor(4, square, 2)  # type: ignore[arg-type]
 
         with pytest.raises(
             TypeError,
-            match=r"^executor must be a concurrent\.futures\.Executor \(for a Dask "
+            match=r"^run_in_executor\(\) argument 'executor' must be a "
+            r"concurrent\.futures\.Executor \(for a Dask "
             r"client, pass client\.get_executor\(\)\), got <Client",
         ):
             await run_in_executor(dask_client, square, 2)
 
-        with pytest.raises(TypeError, match=r"^func must be a callable, got 3$"):
+        with pytest.raises(
+            TypeError,
+            match=r"^run_in_executor\(\) argument 'func' must be a function, got int 3$",
+        ):
             await run_in_executor(pool, 3)  # type: ignore[arg-type]
 
         async def job() -> int:
@@ -421,21 +427,24 @@ async def test_run_in_executor_bad_arguments(dask_client: Any) -> None:
         coro = job()
         with pytest.raises(
             TypeError,
-            match=r"^func must be a callable, got a coroutine object "
-            r"\(.*job\); pass the function itself",
+            match=r"^run_in_executor\(\) argument 'func' must be a function, got the "
+            r"coroutine object .*job\(\); pass the function itself, not the result of "
+            r"calling it: run_in_executor\(executor, job, \.\.\.\)$",
         ):
             await run_in_executor(pool, coro)  # type: ignore[arg-type]
-        assert coro.cr_frame is None  # closed: no "never awaited" warning
+        assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"  # no warning left
 
         with pytest.raises(
             TypeError,
-            match=r"^func must be a synchronous function, got the async function "
-            r".*job \(its coroutine could not be awaited in a worker\)$",
+            match=r"^run_in_executor\(\) argument 'func' must be a synchronous "
+            r"function, got the async function '.*job'; await it directly instead$",
         ):
-            await run_in_executor(pool, job)
+            await run_in_executor(pool, job)  # type: ignore[unused-coroutine]
 
         with pytest.raises(
-            TypeError, match=r"^executor must be a concurrent\.futures\.Executor"
+            TypeError,
+            match=r"^AsyncExecutor\(\) argument 'executor' must be a "
+            r"concurrent\.futures\.Executor",
         ):
             AsyncExecutor(None)  # type: ignore[arg-type]
 
@@ -514,11 +523,16 @@ async def test_run_in_process_rejects_unpicklable_before_starting(
     async def job() -> int:
         return 1
 
-    with pytest.raises(TypeError, match=r"^func must be a synchronous function"):
-        await run_in_process(job)
+    with pytest.raises(
+        TypeError,
+        match=r"^run_in_process\(\) argument 'func' must be a synchronous function",
+    ):
+        await run_in_process(job)  # type: ignore[unused-coroutine]
 
     with pytest.raises(
-        TypeError, match=r"^limiter must be a CapacityLimiter or None, got 2$"
+        TypeError,
+        match=r"^run_in_process\(\) argument 'limiter' must be a CapacityLimiter or "
+        r"None, got 2$",
     ):
         await run_in_process(square, 2, limiter=2)  # type: ignore[arg-type]
 

@@ -687,14 +687,19 @@ async def test_async_for_ends_when_shut_down_and_drained() -> None:
 @pytest.mark.parametrize("cls", QUEUE_CLASSES)
 def test_bad_maxsize(cls: type[Queue[Any]]) -> None:
     with pytest.raises(
-        TypeError, match=r"^maxsize must be an int or float, got str '3'$"
+        TypeError,
+        match=rf"^{cls.__name__}\(\) argument 'maxsize' must be a number, got str '3'$",
     ):
         cls("3")  # type: ignore[arg-type]
     with pytest.raises(
-        TypeError, match=r"^maxsize must be an int or float, got NoneType"
+        TypeError,
+        match=rf"^{cls.__name__}\(\) argument 'maxsize' must be a number, got NoneType",
     ):
         cls(None)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"^maxsize must not be nan$"):
+    with pytest.raises(
+        ValueError,
+        match=rf"^{cls.__name__}\(\) argument 'maxsize' must be a number, got nan$",
+    ):
         cls(math.nan)
     # asyncio: zero or negative means unbounded.
     q = cls(-1)

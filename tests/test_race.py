@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -139,12 +140,35 @@ async def test_all_failed_is_catchable_as_exception_group() -> None:
     assert [str(e) for e in excinfo.value.exceptions] == ["only"]
 
 
-async def test_candidate_returning_a_non_awaitable_is_a_failure() -> None:
-    # Decided: calling the candidate is part of running it; it loses like any failure.
+async def test_candidate_returning_a_non_awaitable_is_a_type_error() -> None:
+    # Every candidate is called before any runs: a sync function is a wrong argument.
+    log: list[str] = []
+    made = after(0, "never run", log)
+    with pytest.raises(
+        TypeError,
+        match=r"^run_until_first_complete\(\) candidate 1: '.*<lambda>' returned int, "
+        r"not an awaitable; pass an async function \(or a function returning an "
+        r"awaitable\)$",
+    ):
+        await run_until_first_complete(lambda: made, lambda: 42)  # type: ignore[arg-type, return-value]
+    assert inspect.getcoroutinestate(made) == "CORO_CLOSED"
+    assert log == []
+
+    def sync() -> str:
+        return "x"
+
+    with pytest.raises(TypeError, match=r"candidate 0: '.*sync' returned str"):
+        await run_until_first_complete(sync)  # type: ignore[arg-type]
+
+
+async def test_candidate_that_raises_when_called_loses() -> None:
+    def broken() -> Any:
+        raise ValueError("broken")
+
+    assert await run_until_first_complete(broken, lambda: after(0, "ok")) == "ok"
     with pytest.raises(AllFailedError) as excinfo:
-        await run_until_first_complete(lambda: 42)  # type: ignore[arg-type, return-value]
-    assert [type(e) for e in excinfo.value.exceptions] == [TypeError]
-    assert await run_until_first_complete(lambda: 42, lambda: after(0, "ok")) == "ok"  # type: ignore[arg-type, return-value]
+        await run_until_first_complete(broken)
+    assert [str(e) for e in excinfo.value.exceptions] == ["broken"]
 
 
 async def test_base_exception_ends_the_race_unwrapped() -> None:
@@ -283,7 +307,8 @@ async def test_bad_candidate_names_its_position_and_closes_coroutines() -> None:
     with pytest.raises(
         TypeError,
         match=(
-            r"^candidate 1 must be a function returning an awaitable, a "
+            r"^run_until_first_complete\(\) candidate 1 must be a function returning an "
+            r"awaitable, a "
             r"\(function, kwargs\) tuple or an awaitable, got int$"
         ),
     ):
@@ -299,7 +324,8 @@ async def test_bad_tuple_candidates() -> None:
     with pytest.raises(
         TypeError,
         match=(
-            r"^candidate 1: the second item of a \(function, kwargs\) tuple must be a "
+            r"^run_until_first_complete\(\) candidate 1: the second item of a "
+            r"\(function, kwargs\) tuple must be a "
             r"mapping, got list$"
         ),
     ):
@@ -309,7 +335,8 @@ async def test_bad_tuple_candidates() -> None:
     second = after(0, "b")
     with pytest.raises(
         TypeError,
-        match=r"^candidate 2 is a tuple of 3 items; expected \(function, kwargs\)$",
+        match=r"^run_until_first_complete\(\) candidate 2 is a tuple of 3 items; "
+        r"expected \(function, kwargs\)$",
     ):
         await run_until_first_complete(
             lambda: after(0, 1),
@@ -321,8 +348,8 @@ async def test_bad_tuple_candidates() -> None:
     with pytest.raises(
         TypeError,
         match=(
-            r"^candidate 0: the first item of a \(function, kwargs\) tuple must be "
-            r"callable, got str$"
+            r"^run_until_first_complete\(\) candidate 0 argument 'function' must be a "
+            r"function, got str 'search'$"
         ),
     ):
         await run_until_first_complete(("search", {}))  # type: ignore[arg-type]
@@ -331,10 +358,11 @@ async def test_bad_tuple_candidates() -> None:
 @pytest.mark.parametrize(
     ("timeout", "error", "message"),
     [
-        (-1, ValueError, "^timeout must not be negative, got -1$"),
-        (-0.5, ValueError, "^timeout must not be negative, got -0.5$"),
-        ("1", TypeError, "^timeout must be a number or None, got str$"),
-        (True, TypeError, "^timeout must be a number or None, got bool$"),
+        (-1, ValueError, "got -1$"),
+        (-0.5, ValueError, "got -0.5$"),
+        (math.nan, ValueError, "got nan$"),
+        ("1", TypeError, "got str '1'$"),
+        (True, TypeError, "got bool True$"),
     ],
 )
 async def test_bad_timeout(timeout: Any, error: type[Exception], message: str) -> None:
@@ -344,7 +372,11 @@ async def test_bad_timeout(timeout: Any, error: type[Exception], message: str) -
     async def record() -> None:
         started.append("called")
 
-    with pytest.raises(error, match=message):
+    with pytest.raises(
+        error,
+        match=r"^run_until_first_complete\(\) argument 'timeout' must be a "
+        r"non-negative number or None, " + message,
+    ):
         await run_until_first_complete(coro, record, timeout=timeout)
     assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
     assert started == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import random
 from collections.abc import Callable
@@ -358,7 +359,8 @@ async def test_callable_object_returning_non_awaitable_fails_at_call() -> None:
     wrapped: Any = retry(on=TypeError)(obj)  # type: ignore[arg-type]
     with pytest.raises(
         TypeError,
-        match=r"^retry\(\): '.*<locals>.Sync' returned int, not an awaitable$",
+        match=r"^retry\(\): '.*<locals>.Sync' returned int, not an awaitable; pass an "
+        r"async function \(or a function returning an awaitable\)$",
     ):
         await wrapped()
     assert obj.calls == 1
@@ -401,47 +403,81 @@ async def test_each_retry_is_logged_at_debug(caplog: pytest.LogCaptureFixture) -
 @pytest.mark.parametrize(
     ("kwargs", "exc_type", "message"),
     [
-        ({"attempts": 0}, ValueError, "attempts must be a positive integer, got 0"),
-        ({"attempts": -2}, ValueError, "attempts must be a positive integer, got -2"),
-        ({"attempts": 2.0}, TypeError, "attempts must be an int, got float"),
-        ({"attempts": True}, TypeError, "attempts must be an int, got bool"),
-        ({"delay": -0.1}, ValueError, "delay must be a non-negative number, got -0.1"),
+        ({"attempts": 0}, ValueError, "'attempts' must be a positive integer, got 0"),
+        ({"attempts": -2}, ValueError, "'attempts' must be a positive integer, got -2"),
+        (
+            {"attempts": 2.0},
+            TypeError,
+            "'attempts' must be a positive integer, got float 2.0",
+        ),
+        (
+            {"attempts": True},
+            TypeError,
+            "'attempts' must be a positive integer, got bool True",
+        ),
+        (
+            {"delay": -0.1},
+            ValueError,
+            "'delay' must be a non-negative number, got -0.1",
+        ),
         (
             {"delay": float("nan")},
             ValueError,
-            "delay must be a non-negative number, got nan",
+            "'delay' must be a non-negative number, got nan",
         ),
-        ({"delay": "1"}, TypeError, "delay must be a number, got str"),
-        ({"factor": 0.5}, ValueError, "factor must be a number >= 1, got 0.5"),
+        (
+            {"delay": "1"},
+            TypeError,
+            "'delay' must be a non-negative number, got str '1'",
+        ),
+        ({"factor": 0.5}, ValueError, "'factor' must be a number >= 1, got 0.5"),
         (
             {"max_delay": -1},
             ValueError,
-            "max_delay must be a non-negative number, got -1",
+            "'max_delay' must be a non-negative number or None, got -1",
         ),
         (
             {"jitter": -0.5},
             ValueError,
-            "jitter must be a non-negative number, got -0.5",
+            "'jitter' must be a non-negative number, got -0.5",
         ),
-        ({"timeout": 0}, ValueError, "timeout must be a positive number, got 0"),
-        ({"timeout": -3}, ValueError, "timeout must be a positive number, got -3"),
-        ({"on": ()}, ValueError, "on must not be an empty tuple"),
+        (
+            {"timeout": 0},
+            ValueError,
+            "'timeout' must be a positive number or None, got 0",
+        ),
+        (
+            {"timeout": -3},
+            ValueError,
+            "'timeout' must be a positive number or None, got -3",
+        ),
+        (
+            {"timeout": float("nan")},
+            ValueError,
+            "'timeout' must be a positive number or None, got nan",
+        ),
+        (
+            {"on": ()},
+            ValueError,
+            "'on' must be an exception type, a tuple of them or a predicate, "
+            "got an empty tuple",
+        ),
         (
             {"on": int},
             TypeError,
-            "on must be an exception type, a tuple of them or a predicate, "
+            "'on' must be an exception type, a tuple of them or a predicate, "
             "got the class 'int'",
         ),
         (
             {"on": (ValueError, "KeyError")},
             TypeError,
-            "on must be an exception type, a tuple of them or a predicate, "
+            "'on' must be an exception type, a tuple of them or a predicate, "
             "got a tuple containing 'KeyError'",
         ),
         (
             {"on": 3},
             TypeError,
-            "on must be an exception type, a tuple of them or a predicate, got int",
+            "'on' must be an exception type, a tuple of them or a predicate, got int",
         ),
     ],
 )
@@ -450,7 +486,7 @@ def test_bad_arguments(
 ) -> None:
     with pytest.raises(exc_type) as info:
         retry(**kwargs)
-    assert str(info.value) == message
+    assert str(info.value) == "retry() argument " + message
 
 
 def test_rejects_synchronous_functions_at_decoration() -> None:
@@ -460,7 +496,7 @@ def test_rejects_synchronous_functions_at_decoration() -> None:
     with pytest.raises(TypeError) as info:
         retry()(fetch)  # type: ignore[arg-type]
     assert str(info.value) == (
-        "retry() must decorate an async function, got the synchronous function "
+        "retry() argument 'func' must be an async function, got the synchronous function "
         "'test_rejects_synchronous_functions_at_decoration.<locals>.fetch' "
         "(use 'async def')"
     )
@@ -470,12 +506,30 @@ def test_rejects_generators_and_non_callables() -> None:
     async def agen() -> Any:
         yield 1
 
-    with pytest.raises(TypeError, match="got the generator function '.*agen'$"):
+    with pytest.raises(
+        TypeError,
+        match=r"got the async generator function '.*agen' \(use 'async def'\)$",
+    ):
         retry()(agen)
     with pytest.raises(
-        TypeError, match=r"^retry\(\) must decorate an async function, got int$"
+        TypeError, match=r"^retry\(\) argument 'func' must be a function, got int 3$"
     ):
         retry()(3)  # type: ignore[arg-type]
+
+
+async def test_rejects_a_coroutine_object_and_closes_it() -> None:
+    async def fetch() -> int:
+        return 1
+
+    coro = fetch()
+    with pytest.raises(
+        TypeError,
+        match=r"^retry\(\) argument 'func' must be a function, got the coroutine object "
+        r".*fetch\(\); pass the function itself, not the result of calling it: "
+        r"retry\(\.\.\.\)\(fetch\)$",
+    ):
+        retry()(coro)  # type: ignore[arg-type]
+    assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
 
 
 # --- run-portability and the seed's pattern ---

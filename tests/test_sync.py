@@ -185,41 +185,64 @@ def test_introspection_outside_runs() -> None:
 
 def test_bad_arguments() -> None:
     with pytest.raises(
-        TypeError, match=r"^fast_acquire must be a bool, got str 'yes'$"
+        TypeError,
+        match=r"^Lock\(\) argument 'fast_acquire' must be True or False, got str 'yes'$",
     ):
         Lock(fast_acquire="yes")  # type: ignore[arg-type]
     with pytest.raises(
-        TypeError, match=r"^initial_value must be an int, got float 1.5$"
+        TypeError,
+        match=r"^Semaphore\(\) argument 'initial_value' must be a non-negative "
+        r"integer, got float 1.5$",
     ):
         Semaphore(1.5)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"^initial_value must be >= 0, got -1$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^Semaphore\(\) argument 'initial_value' must be a non-negative "
+        r"integer, got -1$",
+    ):
         Semaphore(-1)
     with pytest.raises(
-        TypeError, match=r"^max_value must be an int or None, got str '2'$"
+        TypeError,
+        match=r"^Semaphore\(\) argument 'max_value' must be a non-negative integer "
+        r"or None, got str '2'$",
     ):
         Semaphore(1, max_value="2")  # type: ignore[arg-type]
     with pytest.raises(
-        ValueError, match=r"^max_value must be >= initial_value \(3\), got 2$"
+        ValueError,
+        match=r"^Semaphore\(\) argument 'max_value' must be >= initial_value \(3\), "
+        r"got 2$",
     ):
         Semaphore(3, max_value=2)
-    with pytest.raises(TypeError, match=r"^fast_acquire must be a bool, got int 1$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^Semaphore\(\) argument 'fast_acquire' must be True or False, got "
+        r"int 1$",
+    ):
         Semaphore(1, fast_acquire=1)  # type: ignore[arg-type]
     with pytest.raises(
-        TypeError, match=r"^total_tokens must be an int or math.inf, got float 1.5$"
+        TypeError,
+        match=r"^CapacityLimiter\(\) argument 'total_tokens' must be a non-negative "
+        r"integer or math.inf, got float 1.5$",
     ):
         CapacityLimiter(1.5)
-    with pytest.raises(ValueError, match=r"^total_tokens must be >= 0, got -1$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^CapacityLimiter\(\) argument 'total_tokens' must be a non-negative "
+        r"integer or math.inf, got -1$",
+    ):
         CapacityLimiter(-1)
     limiter = CapacityLimiter(1)
     with pytest.raises(
-        TypeError, match=r"^total_tokens must be an int or math.inf, got str '2'$"
+        TypeError,
+        match=r"^CapacityLimiter\.total_tokens argument 'total_tokens' must be a "
+        r"non-negative integer or math.inf, got str '2'$",
     ):
         limiter.total_tokens = "2"  # type: ignore[assignment]
     assert limiter.total_tokens == 1
     with pytest.raises(
         TypeError,
-        match=r"^lock must be an anyconc.Lock or None \(AnyIO's locks are bound to one "
-        r"event loop\), got LockAdapter$",
+        match=r"^Condition\(\) argument 'lock' must be an anyconc.Lock or None "
+        r"\(AnyIO's locks are bound to one event loop\), got LockAdapter$",
     ):
         Condition(anyio.Lock())  # type: ignore[arg-type]
 

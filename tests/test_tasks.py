@@ -703,13 +703,15 @@ async def test_create_task_with_function_says_to_call_it() -> None:
         with pytest.raises(
             TypeError,
             match=(
-                r"^create_task\(\) expects a coroutine object, got the callable 'fetch'; "
-                r"call it: create_task\(fetch\(\.\.\.\)\)$"
+                r"^create_task\(\) argument 'coro' must be a coroutine object, got the "
+                r"callable 'fetch'; call it: create_task\(fetch\(\.\.\.\)\)$"
             ),
         ):
             group.create_task(fetch)  # type: ignore[arg-type]
         with pytest.raises(
-            TypeError, match=r"^create_task\(\) expects a coroutine object, got int$"
+            TypeError,
+            match=r"^create_task\(\) argument 'coro' must be a coroutine object, got "
+            r"int 42$",
         ):
             group.create_task(42)  # type: ignore[arg-type]
         assert group.tasks == ()
@@ -737,10 +739,59 @@ async def test_create_task_on_inactive_group_closes_the_coroutine() -> None:
     assert group.tasks == ()
 
 
+async def test_start_bad_arguments() -> None:
+    async def serve(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+        task_status.started(1)
+
+    async with TaskGroup() as group:
+        coro = serve(task_status=anyio.TASK_STATUS_IGNORED)
+        with pytest.raises(
+            TypeError,
+            match=r"^start\(\) argument 'func' must be a function, got the coroutine "
+            r"object .*serve\(\); pass the function itself, not the result of calling "
+            r"it: start\(serve, \.\.\.\)$",
+        ):
+            await group.start(coro)  # type: ignore[arg-type]
+        assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+        with pytest.raises(
+            TypeError,
+            match=r"^start\(\) argument 'name' must be a string or None, got int 5$",
+        ):
+            await group.start(serve, name=5)  # type: ignore[arg-type]
+        assert await group.start(serve) == 1
+        assert group.tasks == ()
+
+
 async def test_start_soon_bad_arguments() -> None:
     async with TaskGroup() as group:
-        with pytest.raises(TypeError, match="^func must be callable, got int$"):
+        with pytest.raises(
+            TypeError,
+            match=r"^start_soon\(\) argument 'func' must be a function, got int 42$",
+        ):
             group.start_soon(42)  # type: ignore[arg-type]
+        coro = fetch(1)
+        with pytest.raises(
+            TypeError,
+            match=r"^start_soon\(\) argument 'func' must be a function, got the "
+            r"coroutine object fetch\(\); pass the function itself, not the result of "
+            r"calling it: start_soon\(fetch, \.\.\.\), or create_task\(fetch\(\.\.\.\)\)$",
+        ):
+            group.start_soon(coro)  # type: ignore[arg-type]
+        assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+        coro = fetch(2)
+        with pytest.raises(
+            TypeError,
+            match=r"^create_task\(\) argument 'name' must be a string or None, got int "
+            r"123$",
+        ):
+            group.create_task(coro, name=123)  # type: ignore[arg-type]
+        assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+        with pytest.raises(
+            TypeError,
+            match=r"^start_soon\(\) argument 'name' must be a string or None, got int "
+            r"123$",
+        ):
+            group.start_soon(fetch, 1, name=123)  # type: ignore[arg-type]
         with pytest.raises(
             TypeError,
             match=(
@@ -782,9 +833,10 @@ def test_cancel_scope_before_enter() -> None:
 
 
 def test_bad_group_name() -> None:
-    with pytest.raises(TypeError, match="^name must be a string or None, got int$"):
+    message = r"^TaskGroup\(\) argument 'name' must be a string or None, got int 1$"
+    with pytest.raises(TypeError, match=message):
         TaskGroup(name=1)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="^name must be a string or None, got int$"):
+    with pytest.raises(TypeError, match=message):
         create_task_group(name=1)  # type: ignore[arg-type]
 
 

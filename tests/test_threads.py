@@ -369,20 +369,24 @@ async def test_iterate_cancelled_consumer() -> None:
 
 async def test_run_in_threadpool_bad_arguments() -> None:
     with pytest.raises(
-        TypeError, match=r"^run_in_threadpool\(\) expects a callable, got int$"
+        TypeError,
+        match=r"^run_in_threadpool\(\) argument 'func' must be a function, got int 42$",
     ):
         await run_in_threadpool(42)  # type: ignore[arg-type]
     with pytest.raises(
         TypeError,
         match=(
-            r"^run_in_threadpool\(\) runs synchronous callables in a thread, but "
-            r"'async_function' is a coroutine function: await it directly instead$"
+            r"^run_in_threadpool\(\) argument 'func' must be a synchronous function, "
+            r"got the async function 'async_function'; await it directly instead$"
         ),
     ):
         await run_in_threadpool(async_function)  # type: ignore[unused-coroutine]
     coro = async_function()
     with pytest.raises(
-        TypeError, match=r"^run_in_threadpool\(\) expects a callable, got coroutine$"
+        TypeError,
+        match=r"^run_in_threadpool\(\) argument 'func' must be a function, got the "
+        r"coroutine object async_function\(\); pass the function itself, not the "
+        r"result of calling it: run_in_threadpool\(async_function, \.\.\.\)$",
     ):
         await run_in_threadpool(coro)  # type: ignore[arg-type]
     assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
@@ -390,17 +394,44 @@ async def test_run_in_threadpool_bad_arguments() -> None:
 
 async def test_pool_run_bad_arguments() -> None:
     with pytest.raises(
-        TypeError, match=r"^ThreadPool\.run\(\) expects a callable, got str$"
+        TypeError,
+        match=r"^ThreadPool\.run\(\) argument 'func' must be a function, got str 'nope'$",
     ):
         await MODULE_POOL.run("nope")  # type: ignore[arg-type]
     with pytest.raises(
         TypeError,
         match=(
-            r"^ThreadPool\.run\(\) runs synchronous callables in a thread, but "
-            r"'async_function' is a coroutine function: await it directly instead$"
+            r"^ThreadPool\.run\(\) argument 'func' must be a synchronous function, "
+            r"got the async function 'async_function'; await it directly instead$"
         ),
     ):
         await MODULE_POOL.run(async_function)  # type: ignore[unused-coroutine]
+
+
+@pytest.mark.parametrize("use_pool", [False, True])
+async def test_sync_function_returning_a_coroutine_is_rejected(
+    use_pool: bool,
+) -> None:
+    created: list[Any] = []
+
+    def sync_returning_coroutine(x: int) -> Any:
+        coro = async_function()
+        created.append(coro)
+        return coro
+
+    where = r"ThreadPool\.run\(\)" if use_pool else r"run_in_threadpool\(\)"
+    with pytest.raises(
+        TypeError,
+        match=rf"^{where}: '.*sync_returning_coroutine' returned a coroutine object, "
+        r"which cannot be awaited in a worker thread; await the async function "
+        r"directly instead$",
+    ):
+        if use_pool:
+            await MODULE_POOL.run(sync_returning_coroutine, 1)
+        else:
+            await run_in_threadpool(sync_returning_coroutine, 1)
+    assert len(created) == 1
+    assert inspect.getcoroutinestate(created[0]) == "CORO_CLOSED"
 
 
 def test_iterate_in_threadpool_bad_arguments() -> None:
@@ -420,23 +451,28 @@ def test_iterate_in_threadpool_bad_arguments() -> None:
 @pytest.mark.parametrize(
     ("max_workers", "error", "message"),
     [
-        (0, ValueError, "^max_workers must be at least 1, got 0$"),
-        (-3, ValueError, "^max_workers must be at least 1, got -3$"),
-        (True, TypeError, "^max_workers must be an integer, got bool$"),
-        (2.0, TypeError, "^max_workers must be an integer, got float$"),
-        ("2", TypeError, "^max_workers must be an integer, got str$"),
-        (None, TypeError, "^max_workers must be an integer, got NoneType$"),
+        (0, ValueError, "must be a positive integer, got 0$"),
+        (-3, ValueError, "must be a positive integer, got -3$"),
+        (True, TypeError, "must be a positive integer, got bool True$"),
+        (2.0, TypeError, "must be a positive integer, got float 2.0$"),
+        ("2", TypeError, "must be a positive integer, got str '2'$"),
+        (None, TypeError, "must be a positive integer, got NoneType None$"),
     ],
 )
 def test_thread_pool_bad_max_workers(
     max_workers: Any, error: type[Exception], message: str
 ) -> None:
-    with pytest.raises(error, match=message):
+    with pytest.raises(
+        error, match=r"^ThreadPool\(\) argument 'max_workers' " + message
+    ):
         ThreadPool(max_workers)
 
 
 def test_thread_pool_bad_name_and_repr() -> None:
-    with pytest.raises(TypeError, match="^name must be a string or None, got int$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^ThreadPool\(\) argument 'name' must be a string or None, got int 3$",
+    ):
         ThreadPool(1, name=3)  # type: ignore[arg-type]
     pool = ThreadPool(3, name="images", cancellable=True)
     assert (pool.max_workers, pool.name, pool.cancellable) == (3, "images", True)

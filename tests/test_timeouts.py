@@ -156,14 +156,14 @@ async def test_body_exception_wins_and_is_unchanged() -> None:
 @pytest.mark.parametrize(
     ("seconds", "exc_type", "message"),
     [
-        (-1, ValueError, "seconds must be a non-negative number or None, got -1"),
+        (-1, ValueError, "got -1"),
         (
             float("nan"),
             ValueError,
-            "seconds must be a non-negative number or None, got nan",
+            "got nan",
         ),
-        ("1", TypeError, "seconds must be a number or None, got str"),
-        (True, TypeError, "seconds must be a number or None, got bool"),
+        ("1", TypeError, "got str '1'"),
+        (True, TypeError, "got bool True"),
     ],
 )
 def test_timeout_bad_arguments(
@@ -171,7 +171,9 @@ def test_timeout_bad_arguments(
 ) -> None:
     with pytest.raises(exc_type) as info:
         timeout(seconds)
-    assert str(info.value) == message
+    assert str(info.value) == (
+        "timeout() argument 'seconds' must be a non-negative number or None, " + message
+    )
 
 
 def test_timeout_repr_and_exit_without_enter() -> None:
@@ -327,12 +329,11 @@ async def test_shield_rejects_non_awaitables() -> None:
     with pytest.raises(TypeError) as info:
         await shield(work)  # type: ignore[arg-type]
     assert str(info.value) == (
-        "shield() argument 'aw' must be awaitable, got the callable "
-        "'test_shield_rejects_non_awaitables.<locals>.work'; did you mean "
-        "shield(test_shield_rejects_non_awaitables.<locals>.work())?"
+        "shield() argument 'aw' must be awaitable, got the function "
+        "'test_shield_rejects_non_awaitables.<locals>.work'; call it: work(...)"
     )
     with pytest.raises(
-        TypeError, match=r"^shield\(\) argument 'aw' must be awaitable, got int$"
+        TypeError, match=r"^shield\(\) argument 'aw' must be awaitable, got int 3$"
     ):
         await shield(3)  # type: ignore[arg-type]
 
@@ -435,3 +436,100 @@ def test_nothing_is_left_unawaited() -> None:
         for backend in ("asyncio", "trio", "asyncio"):
             anyio.run(main, backend=backend)
         gc.collect()
+
+
+# --- Timeout.when() / reschedule() / expired() (as asyncio.Timeout) ---
+
+
+def test_timeout_is_exported() -> None:
+    import anyconc
+
+    assert anyconc.Timeout is Timeout
+    assert isinstance(anyconc.timeout(1), anyconc.Timeout)
+
+
+@pytest.mark.virtual_time
+async def test_when_reschedule_and_expired_inside_and_after_a_block() -> None:
+    t = timeout(5)
+    assert t.when() is None  # not inside a block of t
+    assert not t.expired()
+    start = anyio.current_time()
+    with pytest.raises(TimeoutError):
+        with t:
+            assert t.when() == pytest.approx(start + 5)
+            assert not t.expired()
+            t.reschedule(start + 8)
+            assert t.when() == pytest.approx(start + 8)
+            t.reschedule(None)
+            assert t.when() is None
+            await anyio.sleep(20)
+            t.reschedule(anyio.current_time() + 1)
+            await anyio.sleep(100)
+    assert anyio.current_time() - start == pytest.approx(21, abs=1e-6)
+    assert t.expired()
+    assert t.when() is None
+
+    with t:  # a new block: a new deadline, not expired
+        assert t.when() == pytest.approx(anyio.current_time() + 5)
+        assert not t.expired()
+    assert not t.expired()
+
+
+@pytest.mark.virtual_time
+async def test_expired_inside_the_block_and_reschedule_after_it_raises() -> None:
+    t = timeout(1)
+    with pytest.raises(TimeoutError):
+        async with t:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(2)  # the deadline passes while shielded
+            assert t.expired()
+            with pytest.raises(
+                RuntimeError, match="^this timeout has already expired$"
+            ):
+                t.reschedule(anyio.current_time() + 10)
+            await anyio.sleep(0)
+    assert t.expired()
+
+
+@pytest.mark.virtual_time
+async def test_a_timeout_error_from_the_body_is_not_expired() -> None:
+    t = timeout(5)
+    with pytest.raises(TimeoutError, match="^mine$"):
+        with t:
+            raise TimeoutError("mine")
+    assert not t.expired()
+
+
+async def test_reschedule_outside_a_block_and_bad_when() -> None:
+    t = timeout(5)
+    with pytest.raises(
+        RuntimeError, match="^this timeout was not entered by the current task"
+    ):
+        t.reschedule(1.0)
+    with t:
+        with pytest.raises(
+            TypeError,
+            match=r"^Timeout\.reschedule\(\) argument 'when' must be a number or None, "
+            r"got str '1'$",
+        ):
+            t.reschedule("1")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=r"got nan$"):
+            t.reschedule(math.nan)
+
+
+@pytest.mark.virtual_time
+async def test_one_timeout_in_two_tasks_has_a_deadline_per_task() -> None:
+    t = timeout(5)
+    seen: dict[str, float | None] = {}
+    start = anyio.current_time()
+
+    async def user(name: str, enter_after: float) -> None:
+        await anyio.sleep(enter_after)
+        with t:
+            seen[name] = t.when()
+            await anyio.sleep(1)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(user, "a", 0)
+        group.start_soon(user, "b", 3)
+    assert seen == {"a": pytest.approx(start + 5), "b": pytest.approx(start + 8)}

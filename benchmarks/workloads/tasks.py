@@ -97,7 +97,7 @@ def nexios_task_group() -> Sample:
 
     async def sample(n: int) -> float:
         t0 = perf_counter()
-        async with TaskGroup() as tg:  # type: ignore[no-untyped-call]
+        async with TaskGroup() as tg:  # type: ignore[no-untyped-call, unused-ignore]
             tasks = [tg.create_task(_noop()) for _ in range(n)]
             # Nexios's exit cancels whatever is still running, so joining is explicit.
             await asyncio.gather(*tasks)
@@ -264,7 +264,7 @@ def mem_nexios_task_group() -> Sample:
 
     async def sample(n: int) -> float:
         event, probe = asyncio.Event(), _MemoryProbe()
-        async with TaskGroup() as tg:  # type: ignore[no-untyped-call]
+        async with TaskGroup() as tg:  # type: ignore[no-untyped-call, unused-ignore]
             probe.start()
             tasks = [tg.create_task(_sleeper(event, probe)) for _ in range(n)]
             await probe.all_sleeping(n)

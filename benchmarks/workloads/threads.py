@@ -71,7 +71,7 @@ def _trio() -> Call:
 def _nexios() -> Call:
     from nexios.utils.concurrency import run_in_threadpool
 
-    return run_in_threadpool
+    return run_in_threadpool  # type: ignore[no-any-return, unused-ignore]
 
 
 def _impls(shape: Callable[[Call], Sample]) -> tuple[Impl, ...]:

@@ -60,6 +60,7 @@ from ._pacing import Debouncer as Debouncer
 from ._pacing import RateLimiter as RateLimiter
 from ._pacing import every as every
 from ._retry import retry as retry
+from ._timeouts import Timeout as Timeout
 from ._timeouts import shield as shield
 from ._timeouts import timeout as timeout
 
@@ -115,6 +116,7 @@ __all__ = [
     "retry",
     "shield",
     "timeout",
+    "Timeout",
     # --- processes and executors ---
     "AsyncExecutor",
     "run_in_executor",

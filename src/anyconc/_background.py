@@ -15,8 +15,8 @@ import anyio
 from anyio import NoEventLoopError, get_cancelled_exc_class
 
 from ._lowlevel import PerRun, current_run, current_time, spawn_run_task
-from ._tasks import _FAILED, Task, check_coroutine
-from ._util import check_optional_str, check_shutdown_timeout
+from ._tasks import _FAILED, Task
+from ._util import check_coroutine, check_optional_str, check_shutdown_timeout
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -102,7 +102,7 @@ class BackgroundTask(Task[T]):
         # How many ``await task`` are parked: each will retrieve a failure itself.
         self._awaiters = 0
         #: The event-loop time (``anyio.current_time()``) at which the task was created.
-        self.started_at = current_time()
+        self.started_at: float = current_time()
 
     def _finish(self) -> None:
         super()._finish()
@@ -182,8 +182,8 @@ class BackgroundTasks:
     def __init__(
         self, *, name: str | None = None, shutdown_timeout: float | None = None
     ) -> None:
-        check_optional_str("name", name)
-        check_shutdown_timeout(shutdown_timeout)
+        check_optional_str("name", name, "BackgroundTasks()")
+        check_shutdown_timeout(shutdown_timeout, "BackgroundTasks()")
 
         self.name = name
         self.shutdown_timeout = shutdown_timeout
@@ -217,7 +217,7 @@ class BackgroundTasks:
             or shutting down); ``coro`` is closed
 
         """
-        check_coroutine(coro, "create_task")
+        check_coroutine(coro, "create_task", name=name)
         if self._run is not None and self._run is not current_run():
             coro.close()
             raise RuntimeError(
@@ -407,11 +407,13 @@ def create_background_task(
     :param coro: a coroutine object
     :param name: the task's name (default: the coroutine's qualified name)
     :return: the task's handle
-    :raises TypeError: if ``coro`` is not a coroutine object
+    :raises TypeError: if ``coro`` is not a coroutine object, or ``name`` is not a
+        string (``coro`` is closed)
     :raises RuntimeError: if no event loop is running; ``coro`` is closed
 
     """
-    check_coroutine(coro, "create_background_task")
+    check_coroutine(coro, "create_background_task", name=name)
+
     try:
         state = _run_state()
     except NoEventLoopError:

@@ -10,6 +10,7 @@ from anyio import Event
 from anyio.lowlevel import checkpoint
 
 from ._lowlevel import OneRunAtATime
+from ._util import check_int
 
 __all__ = ["Barrier", "BrokenBarrierError"]
 
@@ -115,12 +116,7 @@ class Barrier:
     )
 
     def __init__(self, parties: int) -> None:
-        if isinstance(parties, bool) or not isinstance(parties, int):
-            raise TypeError(
-                f"parties must be an int, got {type(parties).__name__} {parties!r}"
-            )
-        if parties < 1:
-            raise ValueError(f"parties must be a positive integer, got {parties}")
+        check_int("Barrier()", "parties", parties)
 
         self._parties = parties
         self._state = _FILLING

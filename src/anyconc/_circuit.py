@@ -6,7 +6,6 @@ import contextvars
 import functools
 import inspect
 import logging
-import math
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
@@ -18,7 +17,12 @@ from anyio import NoEventLoopError, get_cancelled_exc_class
 from anyio.lowlevel import checkpoint
 
 from ._lowlevel import PerRun
-from ._util import callable_name
+from ._util import (
+    check_async_callable,
+    check_int,
+    check_number,
+    not_awaitable_error,
+)
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -77,30 +81,6 @@ class CircuitOpenError(Exception):
 
     def __reduce__(self) -> tuple[type[Self], tuple[float, str]]:
         return type(self), (self.retry_after, str(self))
-
-
-def _check_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__qualname__}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
-
-    return value
-
-
-def _check_callable(func: object, what: str) -> None:
-    if inspect.iscoroutine(func):
-        name = func.__qualname__
-        func.close()  # it will never run: no "never awaited" warning
-        raise TypeError(
-            f"{what} must be an async function, got a coroutine object; pass the "
-            f"function and its arguments, e.g. breaker.call({name}, ...)"
-        )
-
-    if not callable(func):
-        raise TypeError(
-            f"{what} must be an async function, got {type(func).__qualname__}"
-        )
 
 
 class CircuitBreaker:
@@ -192,30 +172,24 @@ class CircuitBreaker:
         half_open_max_calls: int = 1,
         expected: type[BaseException] | tuple[type[BaseException], ...] = Exception,
     ) -> None:
-        self._failure_threshold = _check_int("failure_threshold", failure_threshold)
-        if isinstance(recovery_timeout, bool) or not isinstance(
-            recovery_timeout, (int, float)
-        ):
-            raise TypeError(
-                f"recovery_timeout must be a number, "
-                f"got {type(recovery_timeout).__qualname__}"
+        self._failure_threshold: int = check_int(
+            "CircuitBreaker()", "failure_threshold", failure_threshold
+        )
+        self._recovery_timeout = float(
+            check_number(
+                "CircuitBreaker()", "recovery_timeout", recovery_timeout, minimum=0
             )
-        if math.isnan(recovery_timeout) or recovery_timeout < 0:
-            raise ValueError(
-                f"recovery_timeout must be a non-negative number, "
-                f"got {recovery_timeout!r}"
-            )
-        self._recovery_timeout = float(recovery_timeout)
-        self._half_open_max_calls = _check_int(
-            "half_open_max_calls", half_open_max_calls
+        )
+        self._half_open_max_calls: int = check_int(
+            "CircuitBreaker()", "half_open_max_calls", half_open_max_calls
         )
         types = expected if isinstance(expected, tuple) else (expected,)
         if not types or not all(
             isinstance(t, type) and issubclass(t, BaseException) for t in types
         ):
             raise TypeError(
-                f"expected must be an exception type or a non-empty tuple of them, "
-                f"got {expected!r}"
+                f"CircuitBreaker() argument 'expected' must be an exception type or a "
+                f"non-empty tuple of them, got {expected!r}"
             )
         self._expected = expected
 
@@ -423,7 +397,9 @@ class CircuitBreaker:
             passed), or its call returns no awaitable (neutral for the breaker)
 
         """
-        _check_callable(func, "call() argument 'func'")
+        check_async_callable(
+            "CircuitBreaker.call()", "func", func, usage="breaker.call({}, ...)"
+        )
         await checkpoint()
         ticket = self._acquire()
         try:
@@ -436,10 +412,7 @@ class CircuitBreaker:
 
         if not inspect.isawaitable(awaitable):
             self._release(ticket, None, neutral=True)
-            raise TypeError(
-                f"call() argument 'func' returned {type(awaitable).__qualname__}, "
-                f"not an awaitable"
-            )
+            raise not_awaitable_error("CircuitBreaker.call()", func, awaitable)
 
         self._release(ticket, None)
         return result
@@ -453,15 +426,13 @@ class CircuitBreaker:
         :raises TypeError: if ``func`` is not callable, or is a synchronous function
 
         """
-        _check_callable(func, "the decorated object")
-        target = inspect.unwrap(func)
-        if not inspect.iscoroutinefunction(target) and (
-            inspect.isfunction(target) or inspect.ismethod(target)
-        ):
-            raise TypeError(
-                f"the decorated object must be an async function, got the synchronous "
-                f"function {callable_name(func)!r} (use 'async def')"
-            )
+        check_async_callable(
+            "CircuitBreaker.__call__()",
+            "func",
+            func,
+            usage="breaker({})",
+            decorating=True,
+        )
 
         @functools.wraps(func)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import threading
-from numbers import Real
 
 import anyio
 from anyio.lowlevel import checkpoint
 
 from ._lowlevel import PerRun, RunRef, current_run_or_none
+from ._util import check_number
 
 __all__ = ["AsyncEvent"]
 
@@ -174,7 +173,7 @@ class AsyncEvent:
         :raises TypeError: if ``timeout`` is not a number
         :raises ValueError: if ``timeout`` is negative or NaN
         """
-        _check_timeout(timeout)
+        check_number("AsyncEvent.wait()", "timeout", timeout, minimum=0, optional=True)
         if self._flag:
             await checkpoint()
             return True
@@ -212,16 +211,3 @@ class AsyncEvent:
                     slot.generation = None
 
         return generation.fired
-
-
-def _check_timeout(timeout: object) -> None:
-    if timeout is None:
-        return
-    if isinstance(timeout, bool) or not isinstance(timeout, Real):
-        raise TypeError(
-            f"timeout must be a number of seconds or None, got {type(timeout).__qualname__}"
-        )
-    if math.isnan(timeout) or timeout < 0:
-        raise ValueError(
-            f"timeout must be a non-negative number of seconds, got {timeout!r}"
-        )

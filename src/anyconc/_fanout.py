@@ -3,61 +3,269 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+)
 from contextlib import asynccontextmanager
-from inspect import CORO_CREATED, getcoroutinestate, isawaitable, iscoroutine
-from typing import Any, TypeVar
+from inspect import iscoroutine
+from typing import Any, Literal, TypeVar, overload
 
 import anyio
 from anyio import get_cancelled_exc_class
+from anyio.abc import TaskGroup
 from anyio.lowlevel import checkpoint
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from ._tasks import Task
+from ._util import (
+    check_async_callable,
+    check_awaitable_result,
+    check_awaitables,
+    check_int,
+    check_number,
+    close_unstarted,
+)
 
 __all__ = ["amap", "as_completed", "gather"]
 
 T = TypeVar("T")
+T1 = TypeVar("T1")
+T2 = TypeVar("T2")
+T3 = TypeVar("T3")
+T4 = TypeVar("T4")
+T5 = TypeVar("T5")
+T6 = TypeVar("T6")
 A = TypeVar("A")
 R = TypeVar("R")
 
 
-def _check_limit(limit: object) -> None:
+def _check_fanout(where: str, aws: tuple[object, ...], limit: object) -> None:
+    # The coroutines of a rejected call are closed: none will ever run.
+    try:
+        check_awaitables(where, aws)
+        check_int(where, "limit", limit, optional=True)
+    except BaseException:
+        close_unstarted(aws)
+        raise
+
+
+def _start_bounded(
+    group: TaskGroup,
+    limit: int | None,
+    items: Iterable[A],
+    run: Callable[[A], Coroutine[Any, Any, object]],
+    spawn: Callable[[A], object] | None = None,
+) -> None:
+    """
+    Start ``run(item)`` in ``group`` for every item, at most ``limit`` at once.
+
+    Without a limit every item is started now (by ``spawn(item)`` if given). With one,
+    ``limit`` workers pull the items one at a time, each as soon as it finished the
+    previous one, so an item is taken from ``items`` only when a slot is free, in order.
+    """
     if limit is None:
+        for item in items:
+            if spawn is None:
+                group.start_soon(run, item)
+            else:
+                spawn(item)
         return
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise TypeError(
-            f"limit must be a positive integer or None, got {type(limit).__qualname__}"
-        )
-    if limit < 1:
-        raise ValueError(f"limit must be a positive integer or None, got {limit}")
 
+    iterator = iter(items)
 
-def _check_awaitables(aws: tuple[object, ...], caller: str) -> None:
-    for index, aw in enumerate(aws):
-        if not isawaitable(aw):
-            hint = "; call it" if callable(aw) else ""
-            raise TypeError(
-                f"{caller}() argument {index} must be awaitable, got "
-                f"{type(aw).__qualname__}{hint}"
-            )
+    async def worker() -> None:
+        for item in iterator:
+            await run(item)
 
-
-def _close_unstarted(aws: Iterable[object]) -> None:
-    # A coroutine that never got to run is closed, so that nothing warns it was never
-    # awaited (the caller gave it to us; it is ours to dispose of).
-    for aw in aws:
-        if iscoroutine(aw) and getcoroutinestate(aw) == CORO_CREATED:
-            aw.close()
+    for _ in range(limit):
+        group.start_soon(worker)
 
 
 async def _await(aw: Awaitable[T]) -> T:
     return await aw
 
 
+@overload
+async def gather(  # type: ignore[overload-overlap]
+    aw1: Awaitable[T1],
+    /,
+    *,
+    limit: int | None = None,
+    return_exceptions: Literal[False] = False,
+) -> tuple[T1]: ...
+
+
+@overload
+async def gather(  # type: ignore[overload-overlap]
+    aw1: Awaitable[T1],
+    /,
+    *,
+    limit: int | None = None,
+    return_exceptions: Literal[True],
+) -> tuple[T1 | Exception]: ...
+
+
+@overload
+async def gather(  # type: ignore[overload-overlap]
+    aw1: Awaitable[T1],
+    aw2: Awaitable[T2],
+    /,
+    *,
+    limit: int | None = None,
+    return_exceptions: Literal[False] = False,
+) -> tuple[T1, T2]: ...
+
+
+@overload
+async def gather(  # type: ignore[overload-overlap]
+    aw1: Awaitable[T1],
+    aw2: Awaitable[T2],
+    /,
+    *,
+    limit: int | None = None,
+    return_exceptions: Literal[True],
+) -> tuple[T1 | Exception, T2 | Exception]: ...
+
+
+@overload
+async def gather(  # type: ignore[overload-overlap]
+    aw1: Awaitable[T1],
+    aw2: Awaitable[T2],
+    aw3: Awaitable[T3],
+    /,
+    *,
+    limit: int | None = None,
+    return_exceptions: Literal[False] = False,
+) -> tuple[T1, T2, T3]: ...
+
+
+@overload
+async def gather(  # type: ignore[overload-overlap]
+    aw1: Awaitable[T1],
+    aw2: Awaitable[T2],
+    aw3: Awaitable[T3],
+    /,
+    *,
+    limit: int | None = None,
+    return_exceptions: Literal[True],
+) -> tuple[T1 | Exception, T2 | Exception, T3 | Exception]: ...
+
+
+@overload
+async def gather(  # type: ignore[overload-overlap]
+    aw1: Awaitable[T1],
+    aw2: Awaitable[T2],
+    aw3: Awaitable[T3],
+    aw4: Awaitable[T4],
+    /,
+    *,
+    limit: int | None = None,
+    return_exceptions: Literal[False] = False,
+) -> tuple[T1, T2, T3, T4]: ...
+
+
+@overload
+async def gather(  # type: ignore[overload-overlap]
+    aw1: Awaitable[T1],
+    aw2: Awaitable[T2],
+    aw3: Awaitable[T3],
+    aw4: Awaitable[T4],
+    /,
+    *,
+    limit: int | None = None,
+    return_exceptions: Literal[True],
+) -> tuple[T1 | Exception, T2 | Exception, T3 | Exception, T4 | Exception]: ...
+
+
+@overload
+async def gather(  # type: ignore[overload-overlap]
+    aw1: Awaitable[T1],
+    aw2: Awaitable[T2],
+    aw3: Awaitable[T3],
+    aw4: Awaitable[T4],
+    aw5: Awaitable[T5],
+    /,
+    *,
+    limit: int | None = None,
+    return_exceptions: Literal[False] = False,
+) -> tuple[T1, T2, T3, T4, T5]: ...
+
+
+@overload
+async def gather(  # type: ignore[overload-overlap]
+    aw1: Awaitable[T1],
+    aw2: Awaitable[T2],
+    aw3: Awaitable[T3],
+    aw4: Awaitable[T4],
+    aw5: Awaitable[T5],
+    /,
+    *,
+    limit: int | None = None,
+    return_exceptions: Literal[True],
+) -> tuple[
+    T1 | Exception, T2 | Exception, T3 | Exception, T4 | Exception, T5 | Exception
+]: ...
+
+
+@overload
+async def gather(  # type: ignore[overload-overlap]
+    aw1: Awaitable[T1],
+    aw2: Awaitable[T2],
+    aw3: Awaitable[T3],
+    aw4: Awaitable[T4],
+    aw5: Awaitable[T5],
+    aw6: Awaitable[T6],
+    /,
+    *,
+    limit: int | None = None,
+    return_exceptions: Literal[False] = False,
+) -> tuple[T1, T2, T3, T4, T5, T6]: ...
+
+
+@overload
+async def gather(  # type: ignore[overload-overlap]
+    aw1: Awaitable[T1],
+    aw2: Awaitable[T2],
+    aw3: Awaitable[T3],
+    aw4: Awaitable[T4],
+    aw5: Awaitable[T5],
+    aw6: Awaitable[T6],
+    /,
+    *,
+    limit: int | None = None,
+    return_exceptions: Literal[True],
+) -> tuple[
+    T1 | Exception,
+    T2 | Exception,
+    T3 | Exception,
+    T4 | Exception,
+    T5 | Exception,
+    T6 | Exception,
+]: ...
+
+
+@overload
 async def gather(
-    *aws: Awaitable[T], limit: int | None = None, return_exceptions: bool = False
-) -> list[T]:
+    *aws: Awaitable[T],
+    limit: int | None = None,
+    return_exceptions: Literal[False] = False,
+) -> list[T]: ...
+
+
+@overload
+async def gather(
+    *aws: Awaitable[T], limit: int | None = None, return_exceptions: bool
+) -> list[T | Exception]: ...
+
+
+async def gather(
+    *aws: Awaitable[Any], limit: int | None = None, return_exceptions: bool = False
+) -> Any:
     """
     Run awaitables concurrently and return their results, in argument order.
 
@@ -72,6 +280,13 @@ async def gather(
     Example::
 
         pages = await gather(*(fetch(url) for url in urls), limit=10)
+        user, posts = await gather(fetch_user(uid), fetch_posts(uid))
+
+    Typing: the result is a :class:`list` at run time. Given one to six awaitables
+    separately, it is typed as a tuple of their result types, position by position
+    (as ``asyncio.gather`` is in typeshed and ``anyio.gather`` is), so that unpacking
+    it keeps each type; given ``*aws`` it is ``list[T]``. With
+    ``return_exceptions=True`` each position is ``T | Exception``.
 
     :param aws: the awaitables
     :param limit: how many may run at once (``None``: all)
@@ -83,12 +298,7 @@ async def gather(
     :raises ValueError: if ``limit`` is less than 1
 
     """
-    try:
-        _check_awaitables(aws, "gather")
-        _check_limit(limit)
-    except BaseException:
-        _close_unstarted(aws)
-        raise
+    _check_fanout("gather()", aws, limit)
 
     count = len(aws)
     results: list[Any] = [None] * count
@@ -107,20 +317,14 @@ async def gather(
 
     try:
         async with anyio.create_task_group() as group:
-            if limit is None or limit >= count:
-                for index in range(count):
-                    group.start_soon(run_one, index)
-            else:
-                indexes = iter(range(count))
-
-                async def worker() -> None:
-                    for index in indexes:
-                        await run_one(index)
-
-                for _ in range(limit):
-                    group.start_soon(worker)
+            _start_bounded(
+                group,
+                None if limit is not None and limit >= count else limit,
+                range(count),
+                run_one,
+            )
     finally:
-        _close_unstarted(aws)
+        close_unstarted(aws)
 
     return results
 
@@ -158,35 +362,48 @@ async def amap(
     :raises ValueError: if ``limit`` is less than 1 or ``max_per_second`` is not positive
 
     """
-    if not callable(func):
-        raise TypeError(f"func must be callable, got {type(func).__qualname__}")
-    _check_limit(limit)
-    interval = 0.0
-    if max_per_second is not None:
-        if isinstance(max_per_second, bool) or not isinstance(
-            max_per_second, (int, float)
-        ):
-            raise TypeError(
-                f"max_per_second must be a number or None, got "
-                f"{type(max_per_second).__qualname__}"
-            )
-        if not max_per_second > 0 or math.isinf(max_per_second):
-            raise ValueError(
-                f"max_per_second must be a positive finite number, got {max_per_second}"
-            )
-        interval = 1 / max_per_second
+    check_async_callable("amap()", "func", func, usage="amap({}, items)")
+    check_int("amap()", "limit", limit, optional=True)
+    check_number(
+        "amap()",
+        "max_per_second",
+        max_per_second,
+        minimum=0,
+        inclusive=False,
+        finite=True,
+        optional=True,
+    )
+    interval = 0.0 if max_per_second is None else 1 / max_per_second
     try:
         iterator = iter(items)
     except TypeError:
         raise TypeError(
-            f"items must be iterable, got {type(items).__qualname__}"
+            f"amap() argument 'items' must be iterable, got {type(items).__qualname__}"
         ) from None
 
-    results: list[Any] = []
+    # The first call is made here, before any task starts: a function that does not
+    # return an awaitable is rejected (TypeError naming it) before it is called for
+    # any other item.
+    for first_item in iterator:
+        first = func(first_item)
+        check_awaitable_result("amap()", func, first)
+        break
+    else:
+        await checkpoint()
+        return []
+
+    results: list[Any] = [None]
     next_start = -math.inf
 
-    async def call(index: int, item: A) -> None:
+    def numbered() -> Iterator[tuple[int, A]]:
+        yield 0, first_item
+        for index, item in enumerate(iterator, 1):
+            results.append(None)
+            yield index, item
+
+    async def call(numbered_item: tuple[int, A]) -> None:
         nonlocal next_start
+        index, item = numbered_item
         if interval:
             now = anyio.current_time()
             start = max(now, next_start + interval)
@@ -194,23 +411,18 @@ async def amap(
             if start > now:
                 await anyio.sleep_until(start)
 
-        results[index] = await func(item)
-
-    async with anyio.create_task_group() as group:
-        if limit is None:
-            for index, item in enumerate(iterator):
-                results.append(None)
-                group.start_soon(call, index, item)
+        if index:
+            awaitable = func(item)
+            check_awaitable_result("amap()", func, awaitable)
         else:
-            numbered = enumerate(iterator)
+            awaitable = first
+        results[index] = await awaitable
 
-            async def worker() -> None:
-                for index, item in numbered:
-                    results.append(None)
-                    await call(index, item)
-
-            for _ in range(limit):
-                group.start_soon(worker)
+    try:
+        async with anyio.create_task_group() as group:
+            _start_bounded(group, limit, numbered(), call)
+    finally:
+        close_unstarted([first])
 
     return results
 
@@ -261,12 +473,7 @@ async def as_completed(
     :raises ValueError: if ``limit`` is less than 1
 
     """
-    try:
-        _check_awaitables(aws, "as_completed")
-        _check_limit(limit)
-    except BaseException:
-        _close_unstarted(aws)
-        raise
+    _check_fanout("as_completed()", aws, limit)
 
     send, receive = anyio.create_memory_object_stream[Task[T]](math.inf)
     tasks = [Task(aw if iscoroutine(aw) else _await(aw), None) for aw in aws]
@@ -279,23 +486,22 @@ async def as_completed(
     group = anyio.create_task_group()
     await group.__aenter__()
     try:
-        if limit is None or limit >= len(tasks):
-            for task in tasks:
-                task._handle = group.create_task(run(task), name=task.name)
-        else:
-            queue = iter(tasks)
 
-            async def worker() -> None:
-                for task in queue:
-                    await run(task)
+        def spawn(task: Task[T]) -> None:
+            task._handle = group.create_task(run(task), name=task.name)
 
-            for _ in range(limit):
-                group.start_soon(worker)
+        _start_bounded(
+            group,
+            None if limit is not None and limit >= len(tasks) else limit,
+            tasks,
+            run,
+            spawn,
+        )
 
         yield _CompletedTasks(receive, len(tasks))
     except BaseException as exc:
         group.cancel_scope.cancel()
-        _close_unstarted(aws)
+        close_unstarted(aws)
         if isinstance(exc, get_cancelled_exc_class()):
             if await group.__aexit__(type(exc), exc, exc.__traceback__):
                 return
@@ -308,6 +514,9 @@ async def as_completed(
         group.cancel_scope.cancel()
         await group.__aexit__(None, None, None)
     finally:
-        _close_unstarted(aws)
+        # Those never started (left early with a limit): their coroutines, the wrappers
+        # of other awaitables included, are closed, so none warns it was never awaited.
+        close_unstarted(aws)
+        close_unstarted([task._coro for task in tasks])
         send.close()
         receive.close()

@@ -5,12 +5,10 @@ from __future__ import annotations
 import contextvars
 import enum
 import functools
-import inspect
 import logging
 import math
 import threading
 from collections.abc import Awaitable, Callable
-from numbers import Real
 from types import TracebackType
 from typing import Final, Generic, TypeVar, cast
 
@@ -18,6 +16,7 @@ import anyio
 from anyio.lowlevel import checkpoint_if_cancelled
 
 from ._lowlevel import PerRun, spawn_run_task
+from ._util import check_async_callable, check_awaitable_result, check_number
 
 __all__ = ["AsyncLazy"]
 
@@ -31,19 +30,6 @@ class _Missing(enum.Enum):
 
 
 _MISSING: Final = _Missing.MISSING
-
-
-def _positive_seconds_or_none(ttl: object) -> float | None:
-    if ttl is None:
-        return None
-    if isinstance(ttl, bool) or not isinstance(ttl, Real):
-        raise TypeError(
-            f"ttl must be a number of seconds or None, got {type(ttl).__qualname__}"
-        )
-    seconds = float(ttl)
-    if not seconds > 0:  # also rejects NaN
-        raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
-    return seconds
 
 
 class _Status(enum.Enum):
@@ -158,7 +144,10 @@ class AsyncLazy(Generic[T]):
     :param ttl: seconds a computed value stays valid, or ``None`` to keep it until
         :meth:`reset`
     :raises TypeError: if ``func`` is not callable (a coroutine object is closed first, so
-        no "never awaited" warning is left) or ``ttl`` is not a number
+        no "never awaited" warning is left), is a generator, async generator or built-in
+        function (none returns an awaitable), or ``ttl`` is not a number. A plain
+        ``def`` function may return an awaitable, so it is accepted here; if it returns
+        something else, :meth:`get` raises a :exc:`TypeError` naming it.
     :raises ValueError: if ``ttl`` is not positive
     """
 
@@ -174,22 +163,12 @@ class AsyncLazy(Generic[T]):
     def __init__(
         self, func: Callable[[], Awaitable[T]], *, ttl: float | None = None
     ) -> None:
-        checked_func: object = func
-        if inspect.iscoroutine(checked_func):
-            name = checked_func.__name__
-            checked_func.close()  # no "never awaited" warning for a rejected argument
-            raise TypeError(
-                f"AsyncLazy() expects func to be a function, got the coroutine object "
-                f"{name}(); pass the function itself: AsyncLazy({name})"
-            )
-        if not callable(checked_func):
-            raise TypeError(
-                f"AsyncLazy() expects func to be a callable returning an awaitable, "
-                f"got {type(checked_func).__qualname__}"
-            )
-
+        check_async_callable("AsyncLazy()", "func", func, usage="AsyncLazy({})")
+        check_number(
+            "AsyncLazy()", "ttl", ttl, minimum=0, inclusive=False, optional=True
+        )
         self._func = func
-        self._ttl = _positive_seconds_or_none(ttl)
+        self._ttl = None if ttl is None else float(ttl)
         # The value shared by every run (without ttl only).
         self._value: T | _Missing = _MISSING
         # Counts reset() calls.
@@ -325,7 +304,9 @@ class AsyncLazy(Generic[T]):
         # crashes the run), except for its own cancellation when the event loop shuts down.
         try:
             with attempt.scope:
-                value = await self._func()
+                awaitable = self._func()
+                check_awaitable_result("AsyncLazy.get()", self._func, awaitable)
+                value = await awaitable
                 if attempt.status is _Status.PENDING:
                     attempt.status = _Status.VALUE
                     attempt.value = value

@@ -7,7 +7,9 @@ import math
 import sys
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from types import TracebackType
+from typing import ParamSpec
 
 import anyio
 from anyio import NoEventLoopError
@@ -15,7 +17,7 @@ from anyio.lowlevel import checkpoint
 
 from ._background import BackgroundTask, create_background_task
 from ._lowlevel import PerRun
-from ._util import callable_name
+from ._util import callable_name, check_callable, check_number
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -24,16 +26,7 @@ else:
 
 __all__ = ["Debouncer", "RateLimiter", "every"]
 
-
-def _check_number(name: str, value: object, *, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__qualname__}")
-
-    if math.isnan(value) or math.isinf(value) or value < 0 or (positive and value == 0):
-        what = "a positive" if positive else "a non-negative"
-        raise ValueError(f"{name} must be {what} finite number, got {value!r}")
-
-    return float(value)
+P = ParamSpec("P")
 
 
 # --- RateLimiter ---
@@ -98,8 +91,16 @@ class RateLimiter:
     __slots__ = ("_capacity", "_per", "_rate", "_state", "_window")
 
     def __init__(self, rate: float, per: float = 1.0) -> None:
-        self._rate = _check_number("rate", rate, positive=True)
-        self._per = _check_number("per", per, positive=True)
+        self._rate = float(
+            check_number(
+                "RateLimiter()", "rate", rate, minimum=0, inclusive=False, finite=True
+            )
+        )
+        self._per = float(
+            check_number(
+                "RateLimiter()", "per", per, minimum=0, inclusive=False, finite=True
+            )
+        )
         if self._rate.is_integer():
             self._capacity = int(self._rate)
             self._window = self._per
@@ -244,26 +245,16 @@ def every(interval: float) -> AsyncIterator[float]:
     :raises ValueError: if ``interval`` is not positive and finite
 
     """
-    return _Ticks(_check_number("interval", interval, positive=True))
+    return _Ticks(
+        float(
+            check_number(
+                "every()", "interval", interval, minimum=0, inclusive=False, finite=True
+            )
+        )
+    )
 
 
 # --- Debouncer ---
-
-
-def _check_func(func: object) -> None:
-    if inspect.iscoroutine(func):
-        name = func.__qualname__
-        func.close()  # it will never run: no "never awaited" warning
-        raise TypeError(
-            f"Debouncer() argument 'func' must be a callable, got a coroutine "
-            f"object; pass the function and its arguments: debouncer({name}, ...)"
-        )
-
-    if not callable(func):
-        raise TypeError(
-            f"Debouncer() argument 'func' must be a callable, "
-            f"got {type(func).__qualname__}"
-        )
 
 
 class _DebounceState:
@@ -329,7 +320,9 @@ class Debouncer:
     __slots__ = ("_delay", "_runs")
 
     def __init__(self, delay: float) -> None:
-        self._delay = _check_number("delay", delay, positive=False)
+        self._delay = float(
+            check_number("Debouncer()", "delay", delay, minimum=0, finite=True)
+        )
         self._runs: PerRun[_DebounceState] = PerRun(_DebounceState)
 
     @property
@@ -361,17 +354,20 @@ class Debouncer:
         state.pending = None
         return pending.handle is not None and pending.handle.cancel()
 
-    def __call__(self, func: Callable[..., object], *args: object) -> None:
+    def __call__(
+        self, func: Callable[P, object], /, *args: P.args, **kwargs: P.kwargs
+    ) -> None:
         """
-        Schedule ``func(*args)`` to run ``delay`` seconds from now, replacing the run
-        scheduled before if it has not started.
+        Schedule ``func(*args, **kwargs)`` to run ``delay`` seconds from now, replacing
+        the run scheduled before if it has not started. If ``func`` returns an
+        awaitable, it is awaited.
 
         :raises TypeError: if ``func`` is not callable (a coroutine object passed
             instead of the function is closed)
         :raises RuntimeError: if no event loop is running
 
         """
-        _check_func(func)
+        check_callable("Debouncer.__call__()", "func", func, usage="debouncer({}, ...)")
 
         try:
             state = self._runs.get()
@@ -386,17 +382,13 @@ class Debouncer:
 
         scheduled = _Run()
         scheduled.handle = create_background_task(
-            self._fire(state, scheduled, func, args),
+            self._fire(state, scheduled, partial(func, *args, **kwargs)),
             name=f"anyconc.Debouncer({callable_name(func)})",
         )
         state.pending = scheduled
 
     async def _fire(
-        self,
-        state: _DebounceState,
-        scheduled: _Run,
-        func: Callable[..., object],
-        args: tuple[object, ...],
+        self, state: _DebounceState, scheduled: _Run, call: Callable[[], object]
     ) -> None:
         await anyio.sleep(self._delay)
         while state.running is not None:
@@ -409,7 +401,7 @@ class Debouncer:
         scheduled.finished = anyio.Event()
         state.running = scheduled
         try:
-            result = func(*args)
+            result = call()
             if inspect.isawaitable(result):
                 await result
         finally:

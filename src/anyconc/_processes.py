@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import io
 import logging
 import pickle
@@ -24,7 +23,7 @@ from anyio import (
 )
 from anyio.lowlevel import EventLoopToken, checkpoint_if_cancelled, current_token
 
-from ._util import callable_name
+from ._util import callable_name, check_sync_callable
 
 if sys.version_info >= (3, 11):
     from typing import ParamSpec, TypeVarTuple, Unpack
@@ -43,28 +42,6 @@ logger = logging.getLogger("anyconc")
 # --------------------------------------------------------------------------------------
 # Shared argument checks
 # --------------------------------------------------------------------------------------
-
-
-def _check_sync_callable(func: object) -> None:
-    """Reject what cannot be run as ``func(*args)`` in a worker, before anything starts."""
-    if inspect.iscoroutine(func):
-        # The caller wrote ``f()`` instead of ``f``: close the coroutine so that no
-        # "coroutine was never awaited" warning is left behind by the rejected call.
-        func.close()
-        raise TypeError(
-            f"func must be a callable, got a coroutine object "
-            f"({callable_name(func)}); pass the function itself, not the result of "
-            f"calling it"
-        )
-
-    if not callable(func):
-        raise TypeError(f"func must be a callable, got {func!r}")
-
-    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
-        raise TypeError(
-            f"func must be a synchronous function, got the async function "
-            f"{callable_name(func)} (its coroutine could not be awaited in a worker)"
-        )
 
 
 # --------------------------------------------------------------------------------------
@@ -194,9 +171,14 @@ async def run_in_process(
     :raises anyio.BrokenWorkerProcess: if the worker process died or misbehaved
 
     """
-    _check_sync_callable(func)
+    check_sync_callable(
+        "run_in_process()", "func", func, usage="run_in_process({}, ...)"
+    )
     if limiter is not None and not isinstance(limiter, CapacityLimiter):
-        raise TypeError(f"limiter must be a CapacityLimiter or None, got {limiter!r}")
+        raise TypeError(
+            f"run_in_process() argument 'limiter' must be a CapacityLimiter or None, "
+            f"got {limiter!r}"
+        )
 
     payload = _pickle_call(func, args)
     ok, value, tb = await to_process.run_sync(
@@ -220,13 +202,14 @@ async def run_in_process(
 # --------------------------------------------------------------------------------------
 
 
-def _check_executor(executor: object) -> None:
+def _check_executor(where: str, executor: object) -> None:
     if not isinstance(executor, Executor):
         hint = ""
         if callable(getattr(executor, "get_executor", None)):
             hint = " (for a Dask client, pass client.get_executor())"
         raise TypeError(
-            f"executor must be a concurrent.futures.Executor{hint}, got {executor!r}"
+            f"{where} argument 'executor' must be a concurrent.futures.Executor{hint}, "
+            f"got {executor!r}"
         )
 
 
@@ -379,7 +362,7 @@ class AsyncExecutor:
     __slots__ = ("_cancellable", "_executor")
 
     def __init__(self, executor: Executor, *, cancellable: bool = False) -> None:
-        _check_executor(executor)
+        _check_executor("AsyncExecutor()", executor)
         self._executor = executor
         self._cancellable = bool(cancellable)
 
@@ -417,7 +400,9 @@ class AsyncExecutor:
         :raises BaseException: whatever ``func`` raised, unwrapped, with its traceback
 
         """
-        _check_sync_callable(func)
+        check_sync_callable(
+            "AsyncExecutor.run()", "func", func, usage="executor.run({}, ...)"
+        )
         return await _run(self._executor, func, args, kwargs, self._cancellable)
 
 
@@ -463,6 +448,8 @@ async def run_in_executor(
     :raises BaseException: whatever ``func`` raised, unwrapped, with its traceback
 
     """
-    _check_executor(executor)
-    _check_sync_callable(func)
+    _check_executor("run_in_executor()", executor)
+    check_sync_callable(
+        "run_in_executor()", "func", func, usage="run_in_executor(executor, {}, ...)"
+    )
     return await _run(executor, func, args, kwargs, cancellable=False)

@@ -11,7 +11,6 @@ number of event-loop runs, one after another.
 from __future__ import annotations
 
 import heapq
-import math
 import sys
 from collections import deque
 from typing import Any, Generic, TypeVar
@@ -19,6 +18,7 @@ from typing import Any, Generic, TypeVar
 from anyio import Event
 
 from ._lowlevel import OneRunAtATime, checkpoint, get_ident
+from ._util import check_number
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -138,12 +138,7 @@ class Queue(Generic[T]):
     _queue: Any
 
     def __init__(self, maxsize: float = 0) -> None:
-        if isinstance(maxsize, bool) or not isinstance(maxsize, (int, float)):
-            raise TypeError(
-                f"maxsize must be an int or float, got {type(maxsize).__name__} {maxsize!r}"
-            )
-        if math.isnan(maxsize):
-            raise ValueError("maxsize must not be nan")
+        check_number(f"{type(self).__name__}()", "maxsize", maxsize)
 
         self._maxsize = maxsize
         self._getters: deque[Event] = deque()

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from inspect import isawaitable, iscoroutine
+from inspect import isawaitable
 from typing import Any, TypeVar
 
 import anyio
+
+from ._util import (
+    check_async_callable,
+    check_awaitable_result,
+    check_number,
+    close_unstarted,
+)
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup, ExceptionGroup
@@ -36,42 +43,37 @@ class AllFailedError(ExceptionGroup[Exception]):
         return AllFailedError(self.message, excs)
 
 
-def _close_coroutines(candidates: tuple[object, ...]) -> None:
-    for candidate in candidates:
-        if iscoroutine(candidate):
-            candidate.close()
-
-
-def _as_factory(index: int, candidate: object) -> Callable[[], Awaitable[Any]]:
+def _as_factory(
+    index: int, candidate: object
+) -> tuple[object, Callable[[], Awaitable[Any]]]:
+    # The function to name in messages, and how to start the candidate.
+    where = f"run_until_first_complete() candidate {index}"
     if isinstance(candidate, tuple):
         if len(candidate) != 2:
             raise TypeError(
-                f"candidate {index} is a tuple of {len(candidate)} items; "
+                f"{where} is a tuple of {len(candidate)} items; "
                 f"expected (function, kwargs)"
             )
 
         func, kwargs = candidate
-        if not callable(func):
-            raise TypeError(
-                f"candidate {index}: the first item of a (function, kwargs) tuple must be "
-                f"callable, got {type(func).__qualname__}"
-            )
+        check_async_callable(where, "function", func)
         if not isinstance(kwargs, Mapping):
             raise TypeError(
-                f"candidate {index}: the second item of a (function, kwargs) tuple must be "
+                f"{where}: the second item of a (function, kwargs) tuple must be "
                 f"a mapping, got {type(kwargs).__qualname__}"
             )
 
-        return lambda: func(**kwargs)
-
-    if callable(candidate):
-        return candidate
+        return func, lambda: func(**kwargs)
 
     if isawaitable(candidate):
-        return lambda: candidate
+        return candidate, lambda: candidate
+
+    if callable(candidate):
+        check_async_callable(where, "function", candidate)
+        return candidate, candidate
 
     raise TypeError(
-        f"candidate {index} must be a function returning an awaitable, a "
+        f"{where} must be a function returning an awaitable, a "
         f"(function, kwargs) tuple or an awaitable, got {type(candidate).__qualname__}"
     )
 
@@ -109,35 +111,49 @@ async def run_until_first_complete(
     :return: the first successful candidate's value
     :raises AllFailedError: if every candidate raised; it holds all their exceptions
     :raises TimeoutError: if ``timeout`` elapsed before any candidate succeeded
-    :raises ValueError: if no candidate is given, or ``timeout`` is negative
-    :raises TypeError: if a candidate is of none of the forms above (its position is
-        named); coroutine objects passed along with it are closed
+    :raises ValueError: if no candidate is given, or ``timeout`` is negative or NaN
+    :raises TypeError: if a candidate is of none of the forms above, or its function
+        returns no awaitable (its position and function are named; every function is
+        called before any candidate runs, so nothing has run then); coroutine objects
+        passed or made along with it are closed
 
     """
+    failures: list[Exception | None] = [None] * len(candidates)
+    started: list[Awaitable[Any] | None] = []
     try:
         if not candidates:
             raise ValueError("run_until_first_complete() needs at least one candidate")
-        if timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-                raise TypeError(
-                    f"timeout must be a number or None, got {type(timeout).__qualname__}"
-                )
-            if timeout < 0:
-                raise ValueError(f"timeout must not be negative, got {timeout}")
-
+        check_number(
+            "run_until_first_complete()", "timeout", timeout, minimum=0, optional=True
+        )
         factories = [_as_factory(index, c) for index, c in enumerate(candidates)]
+        # Every candidate is called here, before any of them runs (as AnyIO's
+        # start_soon() calls its function): one that returns no awaitable is a wrong
+        # argument (TypeError naming it), not a lost race. One that raises when called
+        # has lost, like one whose awaitable raises.
+        for index, (func, factory) in enumerate(factories):
+            try:
+                awaitable = factory()
+            except Exception as exc:
+                failures[index] = exc
+                started.append(None)
+                continue
+
+            started.append(awaitable)
+            check_awaitable_result(
+                f"run_until_first_complete() candidate {index}", func, awaitable
+            )
     except BaseException:
-        _close_coroutines(candidates)
+        close_unstarted((*candidates, *started))
         raise
 
-    failures: list[Exception | None] = [None] * len(factories)
     winner: list[T] = []
 
     async def run_candidate(
-        index: int, factory: Callable[[], Awaitable[T]], group: anyio.abc.TaskGroup
+        index: int, awaitable: Awaitable[T], group: anyio.abc.TaskGroup
     ) -> None:
         try:
-            value = await factory()
+            value = await awaitable
         except Exception as exc:
             failures[index] = exc
             return
@@ -154,8 +170,9 @@ async def run_until_first_complete(
             if timeout is not None:
                 group.cancel_scope.deadline = anyio.current_time() + timeout
 
-            for index, factory in enumerate(factories):
-                group.start_soon(run_candidate, index, factory, group)
+            for index, maybe in enumerate(started):
+                if maybe is not None:
+                    group.start_soon(run_candidate, index, maybe, group)
     except BaseExceptionGroup as exc_group:
         # Only a BaseException that is not an Exception gets here (run_candidate keeps
         # the others). The race produces one result, so raise it unwrapped, like
@@ -164,6 +181,9 @@ async def run_until_first_complete(
             raise
 
         escaped = exc_group.exceptions[0]
+    finally:
+        # A candidate whose task was cancelled before it could await its coroutine.
+        close_unstarted(started)
 
     if escaped is not None:
         raise escaped

@@ -12,7 +12,13 @@ from typing import Any, ParamSpec, TypeAlias, TypeVar
 
 import anyio
 
-from ._util import callable_name
+from ._util import (
+    callable_name,
+    check_async_callable,
+    check_int,
+    check_number,
+    not_awaitable_error,
+)
 
 __all__ = ["retry"]
 
@@ -20,34 +26,19 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 RetryOn: TypeAlias = (
-    "type[BaseException] | tuple[type[BaseException], ...]"
-    " | Callable[[BaseException], bool]"
+    type[BaseException]
+    | tuple[type[BaseException], ...]
+    | Callable[[BaseException], bool]
 )
 
 logger = logging.getLogger("anyconc")
-
-
-def _check_number(
-    name: str, value: object, *, minimum: float, inclusive: bool = True
-) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__qualname__}")
-
-    if math.isnan(value) or (value < minimum if inclusive else value <= minimum):
-        if minimum == 0:
-            what = "a non-negative number" if inclusive else "a positive number"
-        else:
-            what = f"a number >= {minimum}"
-        raise ValueError(f"{name} must be {what}, got {value!r}")
-
-    return float(value)
 
 
 def _make_predicate(on: object) -> Callable[[Exception], bool]:
     if isinstance(on, type):
         if not issubclass(on, BaseException):
             raise TypeError(
-                f"on must be an exception type, a tuple of them or a predicate, "
+                f"retry() argument 'on' must be an exception type, a tuple of them or a predicate, "
                 f"got the class {on.__qualname__!r}"
             )
 
@@ -56,12 +47,15 @@ def _make_predicate(on: object) -> Callable[[Exception], bool]:
 
     if isinstance(on, tuple):
         if not on:
-            raise ValueError("on must not be an empty tuple")
+            raise ValueError(
+                "retry() argument 'on' must be an exception type, a tuple of them or "
+                "a predicate, got an empty tuple"
+            )
 
         for item in on:
             if not (isinstance(item, type) and issubclass(item, BaseException)):
                 raise TypeError(
-                    f"on must be an exception type, a tuple of them or a predicate, "
+                    f"retry() argument 'on' must be an exception type, a tuple of them or a predicate, "
                     f"got a tuple containing {item!r}"
                 )
 
@@ -73,39 +67,9 @@ def _make_predicate(on: object) -> Callable[[Exception], bool]:
         return lambda exc: bool(predicate(exc))
 
     raise TypeError(
-        f"on must be an exception type, a tuple of them or a predicate, "
+        f"retry() argument 'on' must be an exception type, a tuple of them or a predicate, "
         f"got {type(on).__qualname__}"
     )
-
-
-def _check_async(func: object) -> None:
-    if not callable(func):
-        raise TypeError(
-            f"retry() must decorate an async function, got {type(func).__qualname__}"
-        )
-
-    target = inspect.unwrap(func)
-    name = callable_name(func)
-    if inspect.isasyncgenfunction(target) or inspect.isgeneratorfunction(target):
-        raise TypeError(
-            f"retry() must decorate an async function, got the generator function "
-            f"{name!r}"
-        )
-
-    if inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(target):
-        return
-
-    if (
-        inspect.isfunction(target)
-        or inspect.ismethod(target)
-        or inspect.isbuiltin(target)
-    ):
-        raise TypeError(
-            f"retry() must decorate an async function, got the synchronous function "
-            f"{name!r} (use 'async def')"
-        )
-    # Anything else (a callable object, a partial of a callable object, a class) may or
-    # may not return an awaitable: that is checked at each call.
 
 
 def retry(
@@ -191,25 +155,17 @@ def retry(
     :raises ValueError: if a numeric argument is out of range, or ``on`` is ``()``
 
     """
-    if isinstance(attempts, bool) or not isinstance(attempts, int):
-        raise TypeError(f"attempts must be an int, got {type(attempts).__qualname__}")
-    if attempts < 1:
-        raise ValueError(f"attempts must be a positive integer, got {attempts}")
-
+    check_int("retry()", "attempts", attempts)
     should_retry = _make_predicate(on)
-    delay_ = _check_number("delay", delay, minimum=0)
-    factor_ = _check_number("factor", factor, minimum=1)
-    max_delay_ = (
-        math.inf
-        if max_delay is None
-        else _check_number("max_delay", max_delay, minimum=0)
+    delay_ = float(check_number("retry()", "delay", delay, minimum=0))
+    factor_ = float(check_number("retry()", "factor", factor, minimum=1))
+    check_number("retry()", "max_delay", max_delay, minimum=0, optional=True)
+    max_delay_ = math.inf if max_delay is None else float(max_delay)
+    jitter_ = float(check_number("retry()", "jitter", jitter, minimum=0))
+    check_number(
+        "retry()", "timeout", timeout, minimum=0, inclusive=False, optional=True
     )
-    jitter_ = _check_number("jitter", jitter, minimum=0)
-    timeout_ = (
-        math.inf
-        if timeout is None
-        else _check_number("timeout", timeout, minimum=0, inclusive=False)
-    )
+    timeout_ = math.inf if timeout is None else float(timeout)
 
     def backoff(n: int) -> float:
         try:
@@ -224,7 +180,11 @@ def retry(
     def decorator(
         func: Callable[P, Awaitable[T]],
     ) -> Callable[P, Coroutine[Any, Any, T]]:
-        _check_async(func)
+        # Anything but a function (a callable object, a partial of one, a class) may
+        # or may not return an awaitable: that is checked at each call.
+        check_async_callable(
+            "retry()", "func", func, usage="retry(...)({})", decorating=True
+        )
 
         @functools.wraps(func)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -247,10 +207,7 @@ def retry(
                     _log_retry(func, failures, attempts, sleep_for, exc)
                 else:
                     # Not retried: calling it again would not make it awaitable.
-                    raise TypeError(
-                        f"retry(): {callable_name(func)!r} returned "
-                        f"{type(awaitable).__qualname__}, not an awaitable"
-                    )
+                    raise not_awaitable_error("retry()", func, awaitable)
 
                 # Outside the except block, so that the next attempt's exception is
                 # not chained to this one.

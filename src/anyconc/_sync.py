@@ -40,6 +40,7 @@ from anyio import (
 )
 
 from ._lowlevel import PerRun
+from ._util import check_bool, check_int
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -71,11 +72,6 @@ def _latest(per_run: PerRun[P]) -> P:
     """
     value = per_run.peek()
     return per_run.get() if value is None else value
-
-
-def _check_bool(name: str, value: object) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
 
 
 class Lock(anyio.Lock):
@@ -111,7 +107,7 @@ class Lock(anyio.Lock):
         return object.__new__(cls)
 
     def __init__(self, *, fast_acquire: bool = False) -> None:
-        _check_bool("fast_acquire", fast_acquire)
+        check_bool("Lock()", "fast_acquire", fast_acquire)
         self._fast_acquire = fast_acquire
         self._per_run: PerRun[anyio.Lock] = PerRun(
             partial(anyio.Lock, fast_acquire=fast_acquire)
@@ -219,8 +215,8 @@ class Condition(anyio.Condition):
             lock = Lock()
         elif not isinstance(lock, Lock):
             raise TypeError(
-                "lock must be an anyconc.Lock or None (AnyIO's locks are bound to "
-                f"one event loop), got {type(lock).__name__}"
+                "Condition() argument 'lock' must be an anyconc.Lock or None (AnyIO's "
+                f"locks are bound to one event loop), got {type(lock).__name__}"
             )
         self._lock = lock
         self._per_run: PerRun[anyio.Condition] = PerRun(self._make)
@@ -352,25 +348,14 @@ class Semaphore(anyio.Semaphore):
         max_value: int | None = None,
         fast_acquire: bool = False,
     ) -> None:
-        if isinstance(initial_value, bool) or not isinstance(initial_value, int):
-            raise TypeError(
-                "initial_value must be an int, got "
-                f"{type(initial_value).__name__} {initial_value!r}"
+        check_int("Semaphore()", "initial_value", initial_value, minimum=0)
+        check_int("Semaphore()", "max_value", max_value, minimum=0, optional=True)
+        if max_value is not None and max_value < initial_value:
+            raise ValueError(
+                f"Semaphore() argument 'max_value' must be >= initial_value "
+                f"({initial_value}), got {max_value}"
             )
-        if initial_value < 0:
-            raise ValueError(f"initial_value must be >= 0, got {initial_value}")
-        if max_value is not None:
-            if isinstance(max_value, bool) or not isinstance(max_value, int):
-                raise TypeError(
-                    "max_value must be an int or None, got "
-                    f"{type(max_value).__name__} {max_value!r}"
-                )
-            if max_value < initial_value:
-                raise ValueError(
-                    f"max_value must be >= initial_value ({initial_value}), "
-                    f"got {max_value}"
-                )
-        _check_bool("fast_acquire", fast_acquire)
+        check_bool("Semaphore()", "fast_acquire", fast_acquire)
 
         self._initial_value = initial_value
         self._max_value = max_value
@@ -450,16 +435,10 @@ class Semaphore(anyio.Semaphore):
         return semaphore.statistics()
 
 
-def _check_total_tokens(value: float) -> None:
-    if isinstance(value, bool) or not (
-        isinstance(value, int) or (isinstance(value, float) and math.isinf(value))
-    ):
-        raise TypeError(
-            "total_tokens must be an int or math.inf, got "
-            f"{type(value).__name__} {value!r}"
-        )
-    if value < 0:
-        raise ValueError(f"total_tokens must be >= 0, got {value}")
+def _check_total_tokens(where: str, value: float) -> None:
+    # An int, or math.inf (AnyIO's rule).
+    if not (isinstance(value, float) and value == math.inf):
+        check_int(where, "total_tokens", value, minimum=0, alternative="math.inf")
 
 
 class CapacityLimiter(anyio.CapacityLimiter):
@@ -497,7 +476,7 @@ class CapacityLimiter(anyio.CapacityLimiter):
         return object.__new__(cls)
 
     def __init__(self, total_tokens: float) -> None:
-        _check_total_tokens(total_tokens)
+        _check_total_tokens("CapacityLimiter()", total_tokens)
         self._total_tokens = total_tokens
         self._per_run: PerRun[anyio.CapacityLimiter] = PerRun(self._make)
 
@@ -533,7 +512,7 @@ class CapacityLimiter(anyio.CapacityLimiter):
 
     @total_tokens.setter
     def total_tokens(self, value: float) -> None:
-        _check_total_tokens(value)
+        _check_total_tokens("CapacityLimiter.total_tokens", value)
         self._total_tokens = value
         limiter = _this_run(self._per_run)
         if limiter is not None:

@@ -17,7 +17,12 @@ from anyio import TaskCancelled, TaskNotFinished, get_cancelled_exc_class
 from anyio.lowlevel import checkpoint
 
 from ._lowlevel import call_soon, spawn_run_task
-from ._util import callable_name, check_optional_str
+from ._util import (
+    callable_name,
+    check_callable,
+    check_coroutine,
+    check_optional_str,
+)
 
 if sys.version_info >= (3, 11):
     from typing import Self, TypeVarTuple, Unpack
@@ -45,28 +50,6 @@ _PENDING = 0
 _FINISHED = 1
 _FAILED = 2
 _CANCELLED = 3
-
-
-def check_coroutine(coro: object, caller: str) -> None:
-    """
-    Raise :exc:`TypeError` unless ``coro`` is a coroutine object.
-
-    Passing the coroutine *function* instead of calling it is the usual mistake, so the
-    message says to call it.
-    """
-    if iscoroutine(coro):
-        return
-
-    if callable(coro):
-        name = callable_name(coro)
-        raise TypeError(
-            f"{caller}() expects a coroutine object, got the callable {name!r}; "
-            f"call it: {caller}({name}(...))"
-        )
-
-    raise TypeError(
-        f"{caller}() expects a coroutine object, got {type(coro).__qualname__}"
-    )
 
 
 class Task(Generic[T]):
@@ -347,7 +330,7 @@ class TaskGroup:
     """
 
     def __init__(self, *, name: str | None = None) -> None:
-        check_optional_str("name", name)
+        check_optional_str("name", name, "TaskGroup()")
 
         self.name = name
         self._group: AnyIOTaskGroup | None = None
@@ -446,11 +429,13 @@ class TaskGroup:
         :param coro: a coroutine object (``fetch()``, not ``fetch``)
         :param name: the task's name (default: the coroutine's qualified name)
         :return: the task's handle
-        :raises TypeError: if ``coro`` is not a coroutine object
+        :raises TypeError: if ``coro`` is not a coroutine object, or ``name`` is not a
+            string (``coro`` is closed)
         :raises RuntimeError: if the group is not active; ``coro`` is closed
 
         """
-        check_coroutine(coro, "create_task")
+        check_coroutine(coro, "create_task", name=name)
+
         return self._spawn(Task(coro, name))
 
     def start_soon(
@@ -466,13 +451,19 @@ class TaskGroup:
         :param args: positional arguments for ``func``
         :param name: the task's name (default: the function's qualified name)
         :return: the task's handle
-        :raises TypeError: if ``func`` does not return a coroutine
+        :raises TypeError: if ``func`` is not callable (a coroutine object passed
+            instead is closed), does not return a coroutine, or ``name`` is not a
+            string
         :raises RuntimeError: if the group is not active
 
         """
-        if not callable(func):
-            raise TypeError(f"func must be callable, got {type(func).__qualname__}")
-
+        check_callable(
+            "start_soon()",
+            "func",
+            func,
+            usage="start_soon({0}, ...), or create_task({0}(...))",
+        )
+        check_optional_str("name", name, "start_soon()")
         coro = func(*args)
         if not iscoroutine(coro):
             raise TypeError(
@@ -494,11 +485,18 @@ class TaskGroup:
         Start ``func(*args, task_status=...)`` as a task of this group and wait until it
         calls ``task_status.started(value)`` (AnyIO's task-status protocol).
 
+        Typed as AnyIO's and trio's ``start()``: the value is ``Any`` (a ``TaskStatus[T]``
+        parameter cannot be matched to ``T`` by mypy).
+
         :return: the value passed to ``task_status.started()``
+        :raises TypeError: if ``func`` is not callable (a coroutine object passed
+            instead is closed), or ``name`` is not a string
         :raises RuntimeError: if the group is not active, or the task exits without
             calling ``task_status.started()``
 
         """
+        check_callable("start()", "func", func, usage="start({}, ...)")
+        check_optional_str("name", name, "start()")
         if not self._active or self._group is None:
             raise RuntimeError(
                 "this task group is not active (not entered yet, or already exited); "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from functools import partial
-from inspect import iscoroutine, iscoroutinefunction
 from typing import ParamSpec, TypeVar
 
 import anyio
@@ -12,7 +11,13 @@ import anyio.to_thread
 from anyio.lowlevel import checkpoint_if_cancelled
 
 from ._lowlevel import PerRun
-from ._util import check_optional_str
+from ._util import (
+    check_int,
+    check_optional_str,
+    check_sync_callable,
+    check_sync_result,
+    close_unstarted,
+)
 
 __all__ = ["ThreadPool", "iterate_in_threadpool", "run_in_threadpool"]
 
@@ -22,19 +27,18 @@ P = ParamSpec("P")
 _EXHAUSTED = object()
 
 
-def _check_sync_callable(func: object, caller: str) -> None:
-    if not callable(func):
-        if iscoroutine(func):
-            func.close()  # rejected: no "coroutine was never awaited" warning
+def _checked(
+    where: str, func: Callable[..., T], call: Callable[[], T]
+) -> Callable[[], T]:
+    # Runs in the worker thread: a coroutine returned there (``lambda: fetch()``) is
+    # closed and rejected with the same TypeError on every backend (trio would name
+    # AnyIO's wrapper, asyncio would hand the coroutine back).
+    def checked() -> T:
+        result = call()
+        check_sync_result(where, func, result)
+        return result
 
-        raise TypeError(f"{caller}() expects a callable, got {type(func).__qualname__}")
-
-    if iscoroutinefunction(func):
-        name = getattr(func, "__qualname__", repr(func))
-        raise TypeError(
-            f"{caller}() runs synchronous callables in a thread, but {name!r} is a "
-            f"coroutine function: await it directly instead"
-        )
+    return checked
 
 
 async def run_in_threadpool(
@@ -58,14 +62,17 @@ async def run_in_threadpool(
 
     :param func: a synchronous callable
     :raises TypeError: if ``func`` is not callable (a coroutine object passed instead
-        is closed), or is a coroutine function
+        is closed), or is a coroutine function, or returned a coroutine object (which
+        is closed: a sync function that returns ``fetch()`` is a mistake the thread
+        cannot await; the same error on every backend)
 
     """
-    _check_sync_callable(func, "run_in_threadpool")
-    if kwargs:
-        result = await anyio.to_thread.run_sync(partial(func, *args, **kwargs))
-    else:
-        result = await anyio.to_thread.run_sync(func, *args)
+    check_sync_callable(
+        "run_in_threadpool()", "func", func, usage="run_in_threadpool({}, ...)"
+    )
+    result = await anyio.to_thread.run_sync(
+        _checked("run_in_threadpool()", func, partial(func, *args, **kwargs))
+    )
 
     # The wait for the thread is shielded, so AnyIO returns the result even if the
     # caller was cancelled meanwhile: deliver that cancellation here, on every backend.
@@ -93,9 +100,7 @@ def iterate_in_threadpool(iterable: Iterable[T]) -> AsyncIterator[T]:
     try:
         iterator = iter(iterable)
     except TypeError:
-        rejected: object = iterable
-        if iscoroutine(rejected):
-            rejected.close()  # no "coroutine was never awaited" warning
+        close_unstarted([iterable])  # no "coroutine was never awaited" warning
 
         raise TypeError(
             f"iterate_in_threadpool() expects an iterable, got {type(iterable).__qualname__}"
@@ -152,17 +157,12 @@ class ThreadPool:
     def __init__(
         self, max_workers: int, *, name: str | None = None, cancellable: bool = False
     ) -> None:
-        if isinstance(max_workers, bool) or not isinstance(max_workers, int):
-            raise TypeError(
-                f"max_workers must be an integer, got {type(max_workers).__qualname__}"
-            )
-        if max_workers < 1:
-            raise ValueError(f"max_workers must be at least 1, got {max_workers}")
-        check_optional_str("name", name)
+        check_int("ThreadPool()", "max_workers", max_workers)
+        check_optional_str("name", name, "ThreadPool()")
 
         self.max_workers = max_workers
         self.name = name
-        self.cancellable = bool(cancellable)
+        self.cancellable: bool = bool(cancellable)
         self._limiter = PerRun(lambda: anyio.CapacityLimiter(max_workers))
 
     async def run(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -170,13 +170,15 @@ class ThreadPool:
         Call ``func(*args, **kwargs)`` in a worker thread, within this pool's limit.
 
         :return: what ``func`` returns; its exception is raised unwrapped
-        :raises TypeError: if ``func`` is not callable, or is a coroutine function
+        :raises TypeError: if ``func`` is not callable, or is a coroutine function,
+            or returned a coroutine object (closed), as with :func:`run_in_threadpool`
 
         """
-        _check_sync_callable(func, "ThreadPool.run")
-        call = partial(func, *args, **kwargs) if kwargs else partial(func, *args)
+        check_sync_callable("ThreadPool.run()", "func", func, usage="pool.run({}, ...)")
         result = await anyio.to_thread.run_sync(
-            call, abandon_on_cancel=self.cancellable, limiter=self._limiter.get()
+            _checked("ThreadPool.run()", func, partial(func, *args, **kwargs)),
+            abandon_on_cancel=self.cancellable,
+            limiter=self._limiter.get(),
         )
         # As in run_in_threadpool: a cancellation that arrived while the (shielded)
         # call ran is delivered now, instead of at the caller's next checkpoint.

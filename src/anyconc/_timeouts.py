@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import inspect
 import logging
 import math
 from collections.abc import Awaitable
@@ -15,6 +14,8 @@ import anyio
 from anyio import CancelScope
 from anyio.lowlevel import checkpoint_if_cancelled
 
+from ._util import check_awaitable, check_number
+
 __all__ = ["Timeout", "shield", "timeout"]
 
 T = TypeVar("T")
@@ -25,19 +26,15 @@ logger = logging.getLogger("anyconc")
 # per task (a context variable), not on the object, because one Timeout object (made at
 # import time, say) may be entered by several tasks at once.
 _entered: contextvars.ContextVar[
-    tuple[tuple[Timeout, AbstractContextManager[CancelScope]], ...]
+    tuple[tuple[Timeout, AbstractContextManager[CancelScope], CancelScope], ...]
 ] = contextvars.ContextVar("anyconc_timeouts", default=())
 
-
-def _not_awaitable_message(obj: object) -> str:
-    name = getattr(obj, "__qualname__", None)
-    if name is not None and callable(obj):
-        return (
-            f"shield() argument 'aw' must be awaitable, got the callable {name!r}; "
-            f"did you mean shield({name}())?"
-        )
-
-    return f"shield() argument 'aw' must be awaitable, got {type(obj).__qualname__}"
+# How the last blocks a task left ended (Timeout, expired), for expired() after the
+# block; at most _FINISHED_KEPT, most recent last, one per Timeout object.
+_finished: contextvars.ContextVar[tuple[tuple[Timeout, bool], ...]] = (
+    contextvars.ContextVar("anyconc_timeouts_finished", default=())
+)
+_FINISHED_KEPT = 8
 
 
 class Timeout:
@@ -45,23 +42,16 @@ class Timeout:
     A reusable timeout: each ``with`` block it guards must finish within
     :attr:`seconds`, or :exc:`TimeoutError` is raised at its end.
 
-    Made by :func:`timeout`; see there.
+    Made by :func:`timeout`; see there. :meth:`when`, :meth:`reschedule` and
+    :meth:`expired` have the meaning of :class:`asyncio.Timeout`'s. As one object may
+    guard blocks in several tasks at once, they act on the block that the *calling
+    task* entered through this object most recently (the innermost one, if nested).
     """
 
     __slots__ = ("_seconds",)
 
     def __init__(self, seconds: float | None) -> None:
-        if seconds is not None and (
-            isinstance(seconds, bool) or not isinstance(seconds, (int, float))
-        ):
-            raise TypeError(
-                f"seconds must be a number or None, got {type(seconds).__qualname__}"
-            )
-
-        if seconds is not None and (math.isnan(seconds) or seconds < 0):
-            raise ValueError(
-                f"seconds must be a non-negative number or None, got {seconds!r}"
-            )
+        check_number("timeout()", "seconds", seconds, minimum=0, optional=True)
 
         self._seconds = seconds
 
@@ -77,8 +67,72 @@ class Timeout:
         reason = None if self._seconds is None else f"timed out after {self._seconds}s"
         manager = anyio.fail_after(self._seconds, reason=reason)
         scope = manager.__enter__()
-        _entered.set((*_entered.get(), (self, manager)))
+        _entered.set((*_entered.get(), (self, manager, scope)))
         return scope
+
+    def _scope(self) -> CancelScope | None:
+        # The scope of the innermost block the current task entered through self.
+        for entry in reversed(_entered.get()):
+            if entry[0] is self:
+                return entry[2]
+        return None
+
+    def when(self) -> float | None:
+        """
+        The deadline of the current block, on the event loop's clock
+        (:func:`anyio.current_time`), as :meth:`asyncio.Timeout.when`.
+
+        :return: the deadline, or ``None`` if it has none, or if the current task is
+            not inside a block of this timeout
+
+        """
+        scope = self._scope()
+        if scope is None or scope.deadline == math.inf:
+            return None
+        return scope.deadline
+
+    def reschedule(self, when: float | None) -> None:
+        """
+        Move the deadline of the current block, as :meth:`asyncio.Timeout.reschedule`.
+
+        :param when: the new deadline on the event loop's clock
+            (``anyio.current_time() + 10``), or ``None`` for no deadline; a time already
+            past cancels the block at its next checkpoint
+        :raises RuntimeError: if the current task is not inside a block of this timeout
+            (as asyncio when the timeout has not been entered), or the timeout has
+            already expired
+        :raises TypeError: if ``when`` is not a number or ``None``
+        :raises ValueError: if ``when`` is NaN
+
+        """
+        check_number("Timeout.reschedule()", "when", when, optional=True)
+        scope = self._scope()
+        if scope is None:
+            raise RuntimeError(
+                "this timeout was not entered by the current task: reschedule() moves "
+                "the deadline of a block, from inside it"
+            )
+        if scope.cancel_called:
+            raise RuntimeError("this timeout has already expired")
+
+        scope.deadline = math.inf if when is None else when
+
+    def expired(self) -> bool:
+        """
+        Whether the timeout fired, as :meth:`asyncio.Timeout.expired`: inside the block,
+        once its deadline has passed; after it, whether it ended with this timeout's
+        :exc:`TimeoutError` (for the last blocks the task left).
+
+        :return: ``True`` if the deadline of the current (or last) block passed
+
+        """
+        scope = self._scope()
+        if scope is not None:
+            return scope.cancel_called
+        for timeout_, expired in reversed(_finished.get()):
+            if timeout_ is self:
+                return expired
+        return False
 
     def __exit__(
         self,
@@ -95,7 +149,16 @@ class Timeout:
 
         manager = stack[index][1]
         _entered.set(stack[:index] + stack[index + 1 :])
-        return manager.__exit__(exc_type, exc_val, exc_tb)
+        expired = False
+        try:
+            return manager.__exit__(exc_type, exc_val, exc_tb)
+        except TimeoutError:
+            expired = True  # fail_after() converts its own cancellation only
+            raise
+        finally:
+            finished = [item for item in _finished.get() if item[0] is not self]
+            finished.append((self, expired))
+            _finished.set(tuple(finished[-_FINISHED_KEPT:]))
 
     async def __aenter__(self) -> CancelScope:
         return self.__enter__()
@@ -123,7 +186,20 @@ def timeout(seconds: float | None) -> Timeout:
 
     Both ``with`` and ``async with`` work (the latter for code ported from
     :func:`asyncio.timeout`); the value bound by ``as`` is the block's
-    :class:`anyio.CancelScope`, whose deadline may be moved.
+    :class:`anyio.CancelScope`, whose deadline may be moved. The returned
+    :class:`Timeout` also has :meth:`~Timeout.when`, :meth:`~Timeout.reschedule` and
+    :meth:`~Timeout.expired`, as :class:`asyncio.Timeout` (call them on the object
+    ``timeout()`` returned, not on the ``as`` value)::
+
+        deadline = anyconc.timeout(10)
+        try:
+            with deadline:
+                await connect()
+                deadline.reschedule(anyio.current_time() + 60)  # connected: more time
+                await transfer()
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # raised inside the block, not by this timeout
 
     Example::
 
@@ -175,8 +251,7 @@ async def shield(aw: Awaitable[T]) -> T:
         ``work()``)
 
     """
-    if not inspect.isawaitable(aw):
-        raise TypeError(_not_awaitable_message(aw))
+    check_awaitable("shield()", "aw", aw)
 
     outcome: list[tuple[bool, Any]] = []
 

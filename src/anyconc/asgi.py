@@ -76,7 +76,7 @@ DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 #: in Starlette).
 DEFAULT_STATE_KEY = "background_tasks"
 
-logger = logging.getLogger("anyconc")
+logger: logging.Logger = logging.getLogger("anyconc")
 
 
 class TaskInfo(TypedDict):

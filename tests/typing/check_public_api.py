@@ -1,0 +1,234 @@
+# pyright: strict
+"""
+Static type tests of the public API: ``assert_type`` checks, run by ``mypy --strict``
+and ``pyright`` (see ``.ci/run``); nothing here runs.
+
+The module is named ``check_*.py`` so that pytest does not collect it. The functions
+are never called: each statement only has to type-check, with the type written next
+to it. A line that must be *rejected* carries a ``# type: ignore[code]`` comment, which
+``warn_unused_ignores`` (part of ``mypy --strict``) turns into a failure if the error
+goes away.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Literal
+
+import anyio
+
+import anyconc
+from anyconc import (
+    AllFailedError,
+    AsyncEvent,
+    AsyncExecutor,
+    AsyncLazy,
+    BackgroundTask,
+    BackgroundTasks,
+    Barrier,
+    CapacityLimiter,
+    CircuitBreaker,
+    CircuitOpenError,
+    Condition,
+    Debouncer,
+    LifoQueue,
+    Lock,
+    PriorityQueue,
+    Queue,
+    RateLimiter,
+    Semaphore,
+    Task,
+    TaskGroup,
+    ThreadPool,
+    Timeout,
+    amap,
+    as_completed,
+    create_background_task,
+    create_task_group,
+    every,
+    gather,
+    iterate_in_threadpool,
+    retry,
+    run_in_executor,
+    run_in_process,
+    run_in_threadpool,
+    run_until_first_complete,
+    shield,
+    timeout,
+)
+
+if sys.version_info >= (3, 11):
+    from typing import assert_type
+else:
+    from typing_extensions import assert_type
+
+
+async def fetch_int(x: int) -> int:
+    return x
+
+
+async def fetch_str() -> str:
+    return ""
+
+
+def blocking(a: int, b: str = "", *, c: float = 0.0) -> bytes:
+    return b""
+
+
+async def tasks() -> None:
+    async with TaskGroup() as group:
+        assert_type(group, TaskGroup)
+        task = group.create_task(fetch_int(1))
+        assert_type(task, Task[int])
+        assert_type(await task, int)
+        assert_type(task.result(), int)
+        assert_type(task.exception(), BaseException | None)
+        assert_type(task.done(), bool)
+        assert_type(task.cancel(), bool)
+        assert_type(group.start_soon(fetch_int, 2), Task[int])
+        assert_type(group.start_soon(fetch_str, name="s"), Task[str])
+        group.start_soon(fetch_int, "x")  # type: ignore[arg-type]
+        assert_type(group.tasks, tuple[Task[Any], ...])
+        assert_type(group.cancel_scope, anyio.CancelScope)
+        # As AnyIO's and trio's: the value passed to task_status.started().
+        assert_type(await group.start(fetch_int, 1), Any)
+    async with create_task_group(name="g") as other:
+        assert_type(other, TaskGroup)
+    async for each in create_task_group():
+        assert_type(each, TaskGroup)
+
+
+async def threads() -> None:
+    assert_type(await run_in_threadpool(blocking, 1, "s", c=2.0), bytes)
+    await run_in_threadpool(blocking, "1")  # type: ignore[arg-type]
+    pool = ThreadPool(2, name="p", cancellable=True)
+    assert_type(await pool.run(blocking, 1), bytes)
+    assert_type(iterate_in_threadpool([1, 2]), AsyncIterator[int])
+    assert_type(await run_in_process(blocking, 1), bytes)
+    with concurrent.futures.ThreadPoolExecutor() as executor:
+        assert_type(await run_in_executor(executor, blocking, 1, c=1.0), bytes)
+        assert_type(await AsyncExecutor(executor).run(blocking, 1), bytes)
+
+
+async def races() -> None:
+    assert_type(
+        await run_until_first_complete(
+            lambda: fetch_int(1), (fetch_int, {"x": 2}), fetch_int(3), timeout=1
+        ),
+        int,
+    )
+    assert_type(AllFailedError("m", [ValueError()]), AllFailedError)
+
+
+async def background() -> None:
+    async with BackgroundTasks(name="b", shutdown_timeout=5) as supervisor:
+        assert_type(supervisor, BackgroundTasks)
+        assert_type(supervisor.create_task(fetch_str()), BackgroundTask[str])
+        assert_type(supervisor.active, tuple[BackgroundTask[Any], ...])
+    task = create_background_task(fetch_int(1), name="n")
+    assert_type(task, BackgroundTask[int])
+    assert_type(await task, int)
+    create_background_task(fetch_int)  # type: ignore[arg-type]
+
+
+async def lazy_and_events() -> None:
+    lazy = AsyncLazy(fetch_str, ttl=10)
+    assert_type(lazy, AsyncLazy[str])
+    assert_type(await lazy.get(), str)
+    assert_type(lazy.is_set(), bool)
+    event = AsyncEvent()
+    assert_type(await event.wait(timeout=1), bool)
+
+
+async def coordination() -> None:
+    barrier = Barrier(2)
+    assert_type(await barrier.wait(), int)
+    async with Lock(fast_acquire=True), Semaphore(1, max_value=2), CapacityLimiter(3):
+        pass
+    async with Condition(Lock()) as _:
+        pass
+    queue: Queue[int] = Queue(maxsize=2)
+    await queue.put(1)
+    assert_type(await queue.get(), int)
+    assert_type(queue.get_nowait(), int)
+    await queue.put("x")  # type: ignore[arg-type]
+    assert_type(PriorityQueue[tuple[int, str]]().get_nowait(), tuple[int, str])
+    assert_type(LifoQueue[str]().get_nowait(), str)
+
+
+async def fan_out() -> None:
+    # Per position, as anyio.gather (and asyncio.gather in typeshed).
+    assert_type(await gather(fetch_int(1)), tuple[int])
+    assert_type(await gather(fetch_int(1), fetch_str()), tuple[int, str])
+    assert_type(
+        await gather(fetch_int(1), fetch_str(), fetch_int(2), limit=2),
+        tuple[int, str, int],
+    )
+    number, text = await gather(fetch_int(1), fetch_str())
+    assert_type(number, int)
+    assert_type(text, str)
+    assert_type(
+        await gather(fetch_int(1), fetch_str(), return_exceptions=True),
+        tuple[int | Exception, str | Exception],
+    )
+    coros = [fetch_int(i) for i in range(10)]
+    assert_type(await gather(*coros), list[int])
+    assert_type(await gather(*coros, return_exceptions=True), list[int | Exception])
+    flag: bool = bool(coros)
+    assert_type(await gather(*coros, return_exceptions=flag), list[int | Exception])
+
+    assert_type(await amap(fetch_int, range(3), limit=2, max_per_second=5), list[int])
+    await amap(fetch_int, ["x"])  # type: ignore[arg-type]
+    completed: AbstractAsyncContextManager[AsyncIterator[Task[int]]]
+    completed = as_completed(*coros, limit=2)
+    async with completed as finished:
+        async for done in finished:
+            assert_type(done, Task[int])
+
+
+async def resilience() -> None:
+    @retry(attempts=3, on=(ValueError, KeyError), delay=0.1, timeout=5)
+    async def flaky(x: int) -> str:
+        return str(x)
+
+    as_callable: Callable[[int], Coroutine[Any, Any, str]] = flaky
+    assert_type(await as_callable(1), str)
+    assert_type(await flaky(1), str)
+    retry(on=lambda exc: isinstance(exc, OSError))
+
+    breaker = CircuitBreaker(failure_threshold=2, expected=OSError)
+    assert_type(breaker.state, Literal["closed", "open", "half-open"])
+    assert_type(await breaker.call(fetch_int, 1), int)
+
+    @breaker
+    async def guarded(x: int) -> int:
+        return x
+
+    assert_type(await guarded(1), int)
+    assert_type(CircuitOpenError(1.0).retry_after, float)
+
+    debounce = Debouncer(0.5)
+    debounce(fetch_int, 1)
+    debounce(blocking, 1, c=2.0)
+    debounce(fetch_int, "x")  # type: ignore[arg-type]
+
+    async with RateLimiter(5, per=1.0) as limiter:
+        assert_type(limiter, RateLimiter)
+    assert_type(every(1.0), AsyncIterator[float])
+
+    t = timeout(5)
+    assert_type(t, Timeout)
+    assert_type(t, anyconc.Timeout)
+    with t as scope:
+        assert_type(scope, anyio.CancelScope)
+        assert_type(t.when(), float | None)
+        t.reschedule(None)
+    assert_type(t.expired(), bool)
+    assert_type(await shield(fetch_int(1)), int)
+
+
+def awaitable_of(value: Awaitable[int]) -> Awaitable[int]:
+    return value
