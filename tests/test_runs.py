@@ -481,7 +481,7 @@ SEQ_CONDITION = Condition()
 SEQ_LIMITER = CapacityLimiter(1)
 SEQ_POOL = ThreadPool(1)
 SEQ_EVENT = AsyncEvent()
-SEQ_LAZY_CALLS: list[str] = []
+SEQ_LAZY_CALLS: list[str | None] = []
 
 
 async def _seq_compute() -> str:
@@ -645,7 +645,7 @@ def trio_runner() -> object | None:
         return None
     from trio._core._run import GLOBAL_RUN_CONTEXT
 
-    return GLOBAL_RUN_CONTEXT.runner  # type: ignore[no-any-return]
+    return GLOBAL_RUN_CONTEXT.runner
 
 
 @pytest.mark.timeout(300)

@@ -15,6 +15,7 @@ import asyncio
 import threading
 import weakref
 from collections.abc import Callable
+from functools import partial
 from time import perf_counter
 from typing import Any
 
@@ -149,7 +150,7 @@ WORKLOADS = [
         "One sample looks up an object's per-run value 100,000 times in one run; per "
         "op = per lookup. The one-slot PerRun is what anyconc used before issue 14.",
         tuple(
-            Impl(name, (lambda make=make: _one_run(make)), baseline=baseline)
+            Impl(name, partial(_one_run, make), baseline=baseline)
             for name, make, baseline in _IMPLS
         ),
         n=100_000,
@@ -164,7 +165,7 @@ WORKLOADS = [
         "lookup (wall time). The one-slot PerRun gives wrong results here (one slot "
         "for the latest run): its row is its cost only.",
         tuple(
-            Impl(name, (lambda make=make: _four_runs(make)), baseline=baseline)
+            Impl(name, partial(_four_runs, make), baseline=baseline)
             for name, make, baseline in _IMPLS
         ),
         n=100_000,
