@@ -592,8 +592,9 @@ def _plain_function(item: pytest.Function) -> pytest.Function:
     return function
 
 
+# (pytest registers only functions whose name starts with "pytest_", specname or not)
 @pytest.hookimpl(specname="pytest_pycollect_makeitem", wrapper=True, tryfirst=True)
-def _reclaim_from_pytest_asyncio(
+def pytest_pycollect_makeitem_reclaim(
     collector: pytest.Module | pytest.Class, name: str, obj: object
 ) -> Any:
     """Hand the anyio tests we handle back to AnyIO when pytest-asyncio auto mode took them.
@@ -626,12 +627,17 @@ def _reclaim_from_pytest_asyncio(
     return reclaimed if isinstance(result, list) else reclaimed[0]
 
 
+def _is_our_backend_fixture(func: Any) -> bool:
+    """Whether a fixture function is this plugin's ``anyio_backend``."""
+    # compared by name: pytest versions wrap fixture functions differently
+    names = (getattr(func, "__module__", None), getattr(func, "__qualname__", None))
+    return names == (__name__, "_anyio_backend")
+
+
 def _owns_backend_fixture(metafunc: pytest.Metafunc) -> bool:
     fixturedefs: Sequence[Any] = metafunc._arg2fixturedefs.get("anyio_backend", ())
     for fixturedef in reversed(fixturedefs):
-        # compared by name: pytest versions wrap fixture functions differently
-        func = fixturedef.func
-        if (func.__module__, func.__qualname__) == (__name__, "_anyio_backend"):
+        if _is_our_backend_fixture(fixturedef.func):
             return True
         if "anyio_backend" not in fixturedef.argnames:
             return False  # overridden by a fixture that does not build on ours
@@ -774,38 +780,95 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.fail(message, pytrace=False)
 
 
-def _async_fixture_scope_above_function(fixturedef: Any) -> bool:
-    func = fixturedef.func
-    is_async = inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
-    return is_async and fixturedef.scope != "function"
+def _is_async_fixture(func: Any) -> bool:
+    return inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
+
+
+def _is_pytest_asyncio_fixture(func: Any) -> bool:
+    # what @pytest_asyncio.fixture sets (pytest_asyncio.plugin._is_asyncio_fixture_function)
+    return bool(
+        getattr(getattr(func, "__func__", func), "_force_asyncio_fixture", False)
+    )
+
+
+def _run_in_anyio(func: Any, has_backend_arg: bool, has_request_arg: bool) -> Any:
+    """A sync generator fixture function that runs ``func`` in AnyIO's test runner.
+
+    This is what AnyIO's own ``pytest_fixture_setup`` does; doing it here, in the
+    outermost wrapper, keeps pytest-asyncio's auto mode from running the fixture on its
+    own loop when its wrapper happens to be called before AnyIO's.
+    """
+    from anyio.pytest_plugin import extract_backend_and_options, get_runner
+
+    def wrapper(anyio_backend: Any, request: Any, **kwargs: Any) -> Any:
+        if (
+            request.instance
+            and inspect.ismethod(func)
+            and type(func.__self__) is type(request.instance)
+        ):
+            local_func = func.__func__.__get__(request.instance)
+        else:
+            local_func = func
+
+        backend_name, backend_options = extract_backend_and_options(anyio_backend)
+        if has_backend_arg:
+            kwargs["anyio_backend"] = anyio_backend
+        if has_request_arg:
+            kwargs["request"] = request
+
+        with get_runner(backend_name, backend_options) as runner:
+            if inspect.isasyncgenfunction(local_func):
+                yield from runner.run_asyncgen_fixture(local_func, kwargs)
+            else:
+                yield runner.run_fixture(local_func, kwargs)
+
+    return wrapper
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> Any:
-    """Tie a higher-scoped async fixture to the backend value it is set up on.
+    """Async fixtures of the tests on this plugin's backends: AnyIO's, on their backend.
 
-    AnyIO keeps its test runner open while such a fixture is open and reuses it for the
-    next test, whatever backend that test asks for; AnyIO adds ``anyio_backend`` to the
-    fixture's arguments only during its setup, after pytest recorded the fixture's
-    dependencies, so pytest does not tear it down when the backend changes. This
-    registers that dependency: the fixture is finished with our ``anyio_backend`` value.
+    * AnyIO keeps its test runner open while a module-, class- or session-scoped async
+      fixture is open, and reuses it for the next test, whatever backend that test asks
+      for; AnyIO adds ``anyio_backend`` to the fixture's arguments only during its
+      setup, after pytest recorded the fixture's dependencies, so pytest does not tear it
+      down when the backend changes. This registers that dependency: such a fixture is
+      finished with our ``anyio_backend`` value.
+    * In pytest-asyncio's auto mode, the fixture is run in AnyIO's runner here (see
+      :func:`_run_in_anyio`), unless it is an explicit ``@pytest_asyncio.fixture``.
+
     Only for tests on this plugin's own backends (the matrix, virtual time): the others
     keep AnyIO's behaviour.
     """
-    pin = (
-        _async_fixture_scope_above_function(fixturedef)
-        and "anyio_backend" not in fixturedef.argnames
-        and "anyio_backend" in request.fixturenames
-        and _expected(getattr(request, "_pyfuncitem", None)) is not None
-    )
-    result = yield
-    if pin:
+    settings = request.config.stash.get(_SETTINGS_KEY, None)
+    func = fixturedef.func
+    if (
+        settings is None
+        or not _is_async_fixture(func)
+        or "anyio_backend" not in request.fixturenames
+        or _expected(getattr(request, "_pyfuncitem", None)) is None
+    ):
+        return (yield)
+
+    original_argnames = fixturedef.argnames
+    has_backend_arg = "anyio_backend" in original_argnames
+    if settings.asyncio_auto and not _is_pytest_asyncio_fixture(func):
+        fixturedef.func = _run_in_anyio(
+            func, has_backend_arg, "request" in original_argnames
+        )
+        fixturedef.argnames = tuple(
+            dict.fromkeys((*original_argnames, "anyio_backend", "request"))
+        )
+    try:
+        result = yield
+    finally:
+        fixturedef.func = func
+        fixturedef.argnames = original_argnames
+
+    if fixturedef.scope != "function" and not has_backend_arg:
         backend_def = request._get_active_fixturedef("anyio_backend")
-        func = getattr(backend_def, "func", None)
-        if (getattr(func, "__module__", None), getattr(func, "__qualname__", None)) == (
-            __name__,
-            "_anyio_backend",
-        ):
+        if _is_our_backend_fixture(backend_def.func):
             backend_def.addfinalizer(
                 functools.partial(fixturedef.finish, request=request)
             )
