@@ -684,8 +684,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return  # the user's own backends win
 
     virtual = _virtual_requested(metafunc.definition, settings.virtual_by_default)
-    anyio_marked = metafunc.definition.get_closest_marker("anyio") is not None
-    if settings.backends is not None and anyio_marked:
+    if settings.backends is not None:
         params = [_backend_param(name, virtual) for name in settings.backends]
     else:
         import anyio
@@ -961,6 +960,10 @@ def _mismatch_message(item: pytest.Item, expected: _Backend, problem: str) -> st
     return f"{item.nodeid} is {label} but {problem}. Cause: {cause}. Fix: {fix}."
 
 
+_LOOPTIME_POLICY_FIXTURE: Final = "event_loop_policy"
+_NOTHING: Final = object()
+
+
 def _test_function_slot(item: pytest.Function) -> tuple[Any, str]:
     """Where the test's coroutine function is looked up when it runs."""
     hypothesis = getattr(item.obj, "hypothesis", None)
@@ -983,6 +986,13 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 
     probe = _Probe()
     setattr(target, attribute, _checking(func, expected, probe))
+    # looptime's pytest_pyfunc_call (looptime 0.9) asks pytest-asyncio's
+    # event_loop_policy fixture for the current loop, which creates and leaks a new event
+    # loop on Python < 3.14 when none is set; it only acts on pytest-asyncio's tests, so
+    # it is not shown the fixture for the tests that AnyIO runs here
+    hidden: object = _NOTHING
+    if _LOOPTIME_POLICY_FIXTURE not in item._fixtureinfo.argnames:
+        hidden = item.funcargs.pop(_LOOPTIME_POLICY_FIXTURE, _NOTHING)
     try:
         result = yield
     except BaseException:
@@ -993,6 +1003,8 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
         raise
     finally:
         setattr(target, attribute, original)
+        if hidden is not _NOTHING:
+            item.funcargs[_LOOPTIME_POLICY_FIXTURE] = hidden
 
     if not probe.ran and getattr(item.obj, "hypothesis", None) is None:
         pytest.fail(
