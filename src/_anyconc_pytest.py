@@ -78,6 +78,7 @@ Other decisions, where AnyIO's plugin leaves room:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import inspect
@@ -85,7 +86,7 @@ import math
 import re
 import sys
 import types
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -972,10 +973,46 @@ def _test_function_slot(item: pytest.Function) -> tuple[Any, str]:
     return item, "obj"
 
 
+@contextlib.contextmanager
+def _hidden_from_looptime(item: pytest.Function) -> Iterator[None]:
+    """Keep looptime's plugin from leaking an event loop on a test pytest-asyncio skips.
+
+    looptime's ``pytest_pyfunc_call`` (looptime 0.9) asks pytest-asyncio's autouse
+    ``event_loop_policy`` fixture for the current event loop of every test, which creates
+    (and later leaks, as an "unclosed event loop" ResourceWarning) a new loop on
+    Python < 3.14 while none is set. It only acts on pytest-asyncio's tests, so the other
+    tests do not show it the fixture while they run (unless they request it).
+    """
+    hidden: object = _NOTHING
+    if _LOOPTIME_POLICY_FIXTURE not in item._fixtureinfo.argnames:
+        hidden = item.funcargs.pop(_LOOPTIME_POLICY_FIXTURE, _NOTHING)
+    try:
+        yield
+    finally:
+        if hidden is not _NOTHING:
+            item.funcargs[_LOOPTIME_POLICY_FIXTURE] = hidden
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> Any:
+    settings = item.config.stash.get(_SETTINGS_KEY, None)
+    if (
+        settings is None
+        or not isinstance(item, pytest.Function)
+        or _is_pytest_asyncio_item(item)
+        or not (settings.opted_in or _expected(item) is not None)
+    ):
+        return (yield)
+
+    # every test of a project that opted in, and this plugin's own tests otherwise
+    with _hidden_from_looptime(item):
+        return (yield from _run_checked(item))
+
+
+def _run_checked(item: pytest.Function) -> Generator[None, Any, Any]:
+    """Run the test, checking from inside it that it runs where its id says."""
     expected = _expected(item)
-    if expected is None or not isinstance(item, pytest.Function):
+    if expected is None:
         return (yield)
 
     target, attribute = _test_function_slot(item)
@@ -986,13 +1023,6 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 
     probe = _Probe()
     setattr(target, attribute, _checking(func, expected, probe))
-    # looptime's pytest_pyfunc_call (looptime 0.9) asks pytest-asyncio's
-    # event_loop_policy fixture for the current loop, which creates and leaks a new event
-    # loop on Python < 3.14 when none is set; it only acts on pytest-asyncio's tests, so
-    # it is not shown the fixture for the tests that AnyIO runs here
-    hidden: object = _NOTHING
-    if _LOOPTIME_POLICY_FIXTURE not in item._fixtureinfo.argnames:
-        hidden = item.funcargs.pop(_LOOPTIME_POLICY_FIXTURE, _NOTHING)
     try:
         result = yield
     except BaseException:
@@ -1003,8 +1033,6 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
         raise
     finally:
         setattr(target, attribute, original)
-        if hidden is not _NOTHING:
-            item.funcargs[_LOOPTIME_POLICY_FIXTURE] = hidden
 
     if not probe.ran and getattr(item.obj, "hypothesis", None) is None:
         pytest.fail(
