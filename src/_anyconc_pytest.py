@@ -11,14 +11,16 @@ re-exported by ``anyconc.pytest_plugin``; import them from there.
 It works together with AnyIO's own pytest plugin, which runs the tests.
 
 **Opt-in.** Installed but not configured, the plugin changes nothing: AnyIO's plugin
-parametrizes and runs anyio tests exactly as without anyconc. A project turns the backend
-matrix on with any of
+parametrizes and runs anyio tests exactly as without anyconc. A project turns it on with
+any of
 
 * ``anyconc_backends = "asyncio,trio"`` (ini / ``[tool.pytest.ini_options]``),
 * ``--anyconc-backends=asyncio,uvloop,trio`` on the command line (wins over the ini),
 * ``anyconc_auto_mark = true`` (every ``async def`` test becomes an anyio test, on every
   installed backend unless ``anyconc_backends`` says otherwise),
-* ``anyconc_virtual_time = true`` (every anyio test under a virtual clock).
+
+which turn the backend matrix on, or ``anyconc_virtual_time = true`` (every anyio test
+under a virtual clock, on AnyIO's backends unless one of the above says otherwise).
 
 What it then does:
 
@@ -43,8 +45,9 @@ What it then does:
   the test at setup.
 * **pytest-asyncio.** Tests marked ``@pytest.mark.asyncio`` stay pytest-asyncio's: they
   are neither auto-marked nor expanded. In ``asyncio_mode = auto``, pytest-asyncio claims
-  every async test; the anyio tests this plugin handles are handed back to AnyIO (a test
-  marked both ``anyio`` and ``asyncio`` fails with an explanation). ``anyconc_auto_mark``
+  every async test and async fixture; the anyio tests this plugin handles, and the async
+  fixtures they use (unless written with ``@pytest_asyncio.fixture``), are handed back to
+  AnyIO (a test marked both ``anyio`` and ``asyncio`` fails with an explanation). ``anyconc_auto_mark``
   together with ``asyncio_mode = auto`` is a usage error: both would claim every unmarked
   ``async def`` test.
 * **Higher-scoped async fixtures.** AnyIO keeps its runner (event loop) alive while a
@@ -70,7 +73,11 @@ Other decisions, where AnyIO's plugin leaves room:
 * looptime's own pytest plugin fails the setup of every fixture when pytest-asyncio is not
   active (looptime 0.9). When the project opts in and pytest-asyncio is not active, this
   plugin unregisters it (it has nothing to do without pytest-asyncio); otherwise it is
-  left alone.
+  left alone. With pytest-asyncio active, looptime's plugin creates and leaks an event
+  loop when it looks at a test while no loop is set (Python < 3.14): for the tests of a
+  project that opted in, and for this plugin's own tests otherwise, it is kept from
+  seeing pytest-asyncio's ``event_loop_policy`` fixture (see
+  :func:`_hidden_from_looptime`).
 * ``-p no:anyconc`` disables all of the above. With AnyIO's plugin disabled
   (``-p no:anyio``) this one stays inert too: nothing would run the tests.
 * Requires pytest >= 8 (new-style hook wrappers).
@@ -497,7 +504,9 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     if settings is None or not settings.opted_in or config.get_verbosity() < 1:
         return None
 
-    backends = ", ".join(settings.backends or ("AnyIO's",))
+    backends = (
+        "AnyIO's own" if settings.backends is None else ", ".join(settings.backends)
+    )
     mode = (
         "every anyio test"
         if settings.virtual_by_default
@@ -940,7 +949,18 @@ def _checking(
             raise _BackendMismatch(problem)
         return await func(*args, **kwargs)
 
+    checked._anyconc_unchecked = func  # type: ignore[attr-defined]
     return checked
+
+
+def _unwrapped(func: Any) -> Any:
+    """The test function under AnyIO's hypothesis wrapper and our checking one."""
+    while True:
+        inner = getattr(func, "_anyio_original_func", None)
+        inner = getattr(func, "_anyconc_unchecked", inner)
+        if inner is None:
+            return func
+        func = inner
 
 
 def _mismatch_message(item: pytest.Item, expected: _Backend, problem: str) -> str:
@@ -1017,7 +1037,7 @@ def _run_checked(item: pytest.Function) -> Generator[None, Any, Any]:
 
     target, attribute = _test_function_slot(item)
     original = getattr(target, attribute)
-    func = getattr(original, "_anyio_original_func", original)
+    func = _unwrapped(original)
     if not inspect.iscoroutinefunction(func):
         return (yield)  # a sync test that requests anyio_backend: nothing to check
 
@@ -1032,7 +1052,8 @@ def _run_checked(item: pytest.Function) -> Generator[None, Any, Any]:
             )
         raise
     finally:
-        setattr(target, attribute, original)
+        # (for hypothesis: the plain inner test, not a wrapper AnyIO made around ours)
+        setattr(target, attribute, original if target is item else func)
 
     if not probe.ran and getattr(item.obj, "hypothesis", None) is None:
         pytest.fail(

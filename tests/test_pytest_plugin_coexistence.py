@@ -408,6 +408,43 @@ def test_a_test_run_elsewhere_fails_with_what_really_happened(
     )
 
 
+def test_hypothesis_tests_are_checked_on_every_backend(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_hypo="""
+        import anyio
+        import pytest
+        from hypothesis import given, settings, strategies
+
+        from recorder import record
+
+        @pytest.mark.anyio
+        @settings(max_examples=3, database=None)
+        @given(strategies.integers())
+        async def test_given(request, number):
+            record(request.node.name)
+
+        @pytest.mark.anyio
+        @pytest.mark.virtual_time
+        @settings(max_examples=2, database=None)
+        @given(strategies.integers())
+        async def test_given_virtual(request, number):
+            await anyio.sleep(10)
+            record(request.node.name)
+        """
+    )
+    result = pytester.runpytest("-W", "error", OPT_IN)
+    result.assert_outcomes(passed=5, skipped=1)
+    assert ran(pytester) == [
+        *(["test_given[asyncio] asyncio"] * 3),
+        *(["test_given[uvloop] uvloop"] * 3),
+        *(["test_given[trio] trio"] * 3),
+        *(["test_given_virtual[asyncio] asyncio+virtual"] * 2),
+        *(["test_given_virtual[trio] trio+virtual"] * 2),
+    ]
+
+
 # --- 4. opt-in: installing anyconc changes nobody's suite -------------------------
 
 PLAIN_ANYIO_SUITE = """
