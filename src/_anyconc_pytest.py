@@ -736,7 +736,8 @@ def _conflict(item: pytest.Item, settings: _Settings) -> str | None:
             "loop whatever its id says; remove one of the two markers"
             if item.get_closest_marker("anyio") is not None
             else f"{item.nodeid} is marked @pytest.mark.virtual_time, but "
-            "pytest-asyncio runs it (@pytest.mark.asyncio): virtual time needs AnyIO "
+            "pytest-asyncio runs it (@pytest.mark.asyncio, or asyncio_mode = auto): "
+            "virtual time needs AnyIO "
             "to run the test; mark it @pytest.mark.anyio instead"
         )
 

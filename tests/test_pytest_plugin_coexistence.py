@@ -194,8 +194,9 @@ def test_case1_anyio_and_asyncio_markers_together_fail_at_setup(
     )
     virtual = (
         "test_both.py::test_asyncio_in_virtual_time is marked "
-        "@pytest.mark.virtual_time, but pytest-asyncio runs it (@pytest.mark.asyncio): "
-        "virtual time needs AnyIO to run the test; mark it @pytest.mark.anyio instead"
+        "@pytest.mark.virtual_time, but pytest-asyncio runs it (@pytest.mark.asyncio, "
+        "or asyncio_mode = auto): virtual time needs AnyIO to run the test; mark it "
+        "@pytest.mark.anyio instead"
     )
     # reported after collection, then as each test's setup error
     result.stdout.fnmatch_lines(
