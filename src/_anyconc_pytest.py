@@ -57,7 +57,9 @@ What it then does:
   on (when the module ends, when the next test is on another backend, after each
   virtual-time test), and set up again on the next one. A session-scoped async fixture is
   thus set up once per module and backend; for one per session, write a session-scoped
-  ``anyio_backend`` fixture with :func:`backend_spec`.
+  ``anyio_backend`` fixture with :func:`backend_spec`. Without the opt-in, the same holds
+  for ``virtual_time`` tests: one that finds such a fixture left open by a test AnyIO
+  parametrizes finishes it and sets it up again in its own virtual loop.
 
 Other decisions, where AnyIO's plugin leaves room:
 
@@ -127,6 +129,8 @@ class _Settings:
 
 _SETTINGS_KEY: Final = pytest.StashKey[_Settings]()
 _CONFLICT_KEY: Final = pytest.StashKey[str]()
+# higher-scoped async fixtures tied to our anyio_backend: id -> the cached result tied
+_PINNED_KEY: Final = pytest.StashKey[dict[int, object]]()
 
 
 class _Backend:
@@ -788,6 +792,32 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     message = item.stash.get(_CONFLICT_KEY, None)
     if message is not None:
         pytest.fail(message, pytrace=False)
+    if _expected(item) is not None and isinstance(item, pytest.Function):
+        _finish_foreign_async_fixtures(item)
+
+
+def _finish_foreign_async_fixtures(item: pytest.Function) -> None:
+    """Finish the higher-scoped async fixtures another test left open in AnyIO's runner.
+
+    A test that AnyIO parametrizes itself (not this plugin) may have set up a module-scoped
+    async fixture, which then keeps AnyIO's runner, on that test's backend, open; this
+    test would run in it whatever its own backend or clock. Such a fixture is finished
+    here and set up again for this test, on its backend (and tied to it, see
+    :func:`pytest_fixture_setup`); the other tests set it up again when they next need it.
+    """
+    pinned = item.config.stash.setdefault(_PINNED_KEY, {})
+    for fixturedefs in item._fixtureinfo.name2fixturedefs.values():
+        fixturedef = fixturedefs[-1]
+        cached = fixturedef.cached_result
+        if (
+            cached is not None
+            and fixturedef.scope != "function"
+            and _is_async_fixture(fixturedef.func)
+            and "anyio_backend" not in fixturedef.argnames
+            and pinned.get(id(fixturedef)) is not cached
+        ):
+            # (finish() only passes the request on to pytest_fixture_post_finalizer)
+            fixturedef.finish(item._request)  # type: ignore[arg-type]
 
 
 def _is_async_fixture(func: Any) -> bool:
@@ -882,6 +912,8 @@ def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> Any
             backend_def.addfinalizer(
                 functools.partial(fixturedef.finish, request=request)
             )
+            pinned = request.config.stash.setdefault(_PINNED_KEY, {})
+            pinned[id(fixturedef)] = fixturedef.cached_result
     return result
 
 

@@ -340,32 +340,28 @@ def test_case3_module_scoped_async_fixture_follows_the_backend(
     ]
 
 
-def test_case3_without_the_matrix_a_pinned_backend_fails_clearly(
+def test_case3_without_the_matrix_virtual_time_tests_get_their_own_fixture(
     pytester: pytest.Pytester,
 ) -> None:
-    # Without the opt-in, AnyIO's behaviour is kept for the real-time tests (their
-    # fixture pins the runner), and the virtual-time tests, which are the plugin's, fail
-    # with the cause and the fix instead of running in the wrong loop
+    # Without the opt-in, AnyIO's behaviour is kept for the real-time tests; a
+    # virtual-time test (the plugin's) finishes the fixture that an earlier test left
+    # open in AnyIO's runner and sets it up again in its own virtual loop
     pytester.makepyfile(test_module=MODULE_FIXTURE_SUITE)
-    result = pytester.runpytest()
-    result.assert_outcomes(passed=4, failed=2)
-    records = ran(pytester)
-    assert records[0] == "fixture asyncio"
-    assert not any("test_virtual" in line for line in records)
-    cause = (
-        "Cause: AnyIO reused the event loop of an earlier test, kept open by a "
-        "higher-scoped (module, class or session) async fixture. Fix: request "
-        "anyio_backend in that fixture, give it function scope, or turn on the backend "
-        "matrix (anyconc_backends), which sets such fixtures up again on each backend."
-    )
-    result.stdout.fnmatch_lines_random(
-        [
-            "test_module.py::test_virtual[[]asyncio[]] is [[]asyncio[]] in virtual time "
-            f"but ran in real time, not under its virtual clock. {cause}",
-            "test_module.py::test_virtual[[]trio[]] is [[]trio[]] in virtual time "
-            f"but ran on asyncio, not trio. {cause}",
-        ]
-    )
+    result = pytester.runpytest("-W", "error")
+    result.assert_outcomes(passed=6)
+    assert ran(pytester) == [
+        "fixture asyncio",
+        "test_one[asyncio] asyncio",
+        "test_two[asyncio] asyncio",
+        # AnyIO's own behaviour, unchanged without the opt-in (the fixture pins the
+        # runner): what test_case3_module_scoped_async_fixture_follows_the_backend fixes
+        "test_one[trio] asyncio",
+        "test_two[trio] asyncio",
+        "fixture asyncio+virtual",
+        "test_virtual[asyncio] asyncio+virtual",
+        "fixture trio+virtual",
+        "test_virtual[trio] trio+virtual",
+    ]
 
 
 # --- never lie: whoever runs the test, it checks where it runs -------------------
