@@ -40,9 +40,9 @@ What it then does:
   the event loop it really runs on, that the library is the one its id names (trio, or
   asyncio; uvloop's loop for ``[uvloop]`` and not uvloop's for ``[asyncio]``) and, under
   virtual time, that the virtual clock is the running one; otherwise it fails with the
-  cause and the fix. Conflicts known at collection time (another plugin claims the test,
-  ``virtual_time`` on a test that AnyIO does not run) are listed after collection and fail
-  the test at setup.
+  cause and the fix. Conflicts known at collection time (pytest-asyncio claims the test,
+  or one of its fixtures is a ``@pytest_asyncio.fixture``; ``virtual_time`` on a test
+  that AnyIO does not run) are listed after collection and fail the test at setup.
 * **pytest-asyncio.** Tests marked ``@pytest.mark.asyncio`` stay pytest-asyncio's: they
   are neither auto-marked nor expanded. In ``asyncio_mode = auto``, pytest-asyncio claims
   every async test and async fixture; the anyio tests this plugin handles, and the async
@@ -756,6 +756,17 @@ def _conflict(item: pytest.Item, settings: _Settings) -> str | None:
             f"{item.nodeid} is marked @pytest.mark.virtual_time, but nothing runs it "
             "through AnyIO: mark it @pytest.mark.anyio (or set anyconc_auto_mark = true)"
         )
+
+    expected = _expected(item)
+    if expected is not None:
+        for name, fixturedefs in item._fixtureinfo.name2fixturedefs.items():
+            if fixturedefs and _is_pytest_asyncio_fixture(fixturedefs[-1].func):
+                return (
+                    f"{item.nodeid} uses {name!r}, a @pytest_asyncio.fixture: "
+                    "pytest-asyncio sets it up on its own asyncio loop, not on the "
+                    f"test's [{expected.name}] loop; make it a plain @pytest.fixture "
+                    "(AnyIO runs it on the test's backend)"
+                )
 
     return None
 

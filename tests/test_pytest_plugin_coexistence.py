@@ -213,6 +213,39 @@ def test_case1_anyio_and_asyncio_markers_together_fail_at_setup(
     )
 
 
+@pytest.mark.parametrize("mode", ["auto", "strict"])
+def test_case1_a_pytest_asyncio_fixture_in_an_anyio_test_fails_at_setup(
+    pytester: pytest.Pytester, mode: str
+) -> None:
+    pytester.makepyfile(
+        test_fixture="""
+        import pytest
+        import pytest_asyncio
+
+        from recorder import record
+
+        @pytest_asyncio.fixture
+        async def on_asyncio():
+            record("fixture")
+
+        @pytest.mark.anyio
+        async def test_anyio(on_asyncio, request):
+            record(request.node.name)
+        """
+    )
+    result = pytester.runpytest("-o", f"asyncio_mode={mode}", OPT_IN)
+    result.assert_outcomes(errors=3)
+    assert ran(pytester) == []
+    result.stdout.fnmatch_lines(
+        [
+            "test_fixture.py::test_anyio[[]trio[]] uses 'on_asyncio', a "
+            "@pytest_asyncio.fixture: pytest-asyncio sets it up on its own asyncio "
+            "loop, not on the test's [[]trio[]] loop; make it a plain @pytest.fixture "
+            "(AnyIO runs it on the test's backend)",
+        ]
+    )
+
+
 # --- 2. pytest-asyncio in strict mode with anyconc_auto_mark ---------------------
 
 
