@@ -8,6 +8,7 @@ tests at the end run in this suite itself.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import subprocess
 import sys
@@ -43,6 +44,31 @@ async def test_long_sleep(request):
     assert time.monotonic() - real_start < 0.5
 """
 
+# The project turns the backend matrix on (any of anyconc_backends, --anyconc-backends,
+# anyconc_auto_mark); without it the plugin leaves AnyIO's behaviour alone
+OPT_IN = "--anyconc-backends=asyncio,uvloop,trio"
+
+# pytest-asyncio (in the test extra) is active in the inner runs unless a test says
+# otherwise: strict mode, with the loop scope set so that it does not warn
+WITH_PYTEST_ASYNCIO = "-o asyncio_default_fixture_loop_scope=function"
+# "AnyIO's plugin alone": pytest-asyncio disabled
+WITHOUT_PYTEST_ASYNCIO = "-p no:asyncio"
+
+
+@pytest.fixture
+def pytester(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> pytest.Pytester:
+    # (after pytester's own setup, which clears PYTEST_ADDOPTS)
+    monkeypatch.setenv("PYTEST_ADDOPTS", WITH_PYTEST_ASYNCIO)
+    # looptime's plugin (with pytest-asyncio active) asks for the main thread's current
+    # event loop on every test call, which creates and leaks one on Python < 3.14 while
+    # none was ever set; the plugin keeps it from doing so for its own tests, but inner
+    # runs without the opt-in (AnyIO alone) would leak one into this process
+    asyncio.set_event_loop(None)
+    return pytester
+
+
 VIRTUAL_UVLOOP_REASON = (
     "virtual time is not available on uvloop: no virtual clock supports it"
 )
@@ -63,7 +89,7 @@ def test_an_hour_passes_instantly_on_every_backend(pytester: pytest.Pytester) ->
         )
     )
     real_start = time.monotonic()
-    result = pytester.runpytest("-v", "-rs", "-W", "error")
+    result = pytester.runpytest("-v", "-rs", "-W", "error", OPT_IN)
     assert (
         time.monotonic() - real_start < 5
     )  # the inner test asserts < 0.5 s per backend
@@ -73,6 +99,26 @@ def test_an_hour_passes_instantly_on_every_backend(pytester: pytest.Pytester) ->
             "*::test_long_sleep[[]asyncio[]] PASSED*",
             "*::test_long_sleep[[]trio[]] PASSED*",
             f"SKIPPED [[]1[]] *: {VIRTUAL_UVLOOP_REASON}",
+        ]
+    )
+
+
+def test_virtual_time_marker_works_without_opting_in(pytester: pytest.Pytester) -> None:
+    # Without the matrix, a virtual_time test runs on AnyIO's own backends, each under
+    # its virtual clock
+    pytester.makepyfile(
+        LONG_SLEEP.replace(
+            "@pytest.mark.anyio\n", "@pytest.mark.anyio\n@pytest.mark.virtual_time\n"
+        )
+    )
+    result = pytester.runpytest("-v", "-s", "-W", "error")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*::test_long_sleep[[]asyncio[]] sleeping on asyncio",
+            "PASSED",
+            "*::test_long_sleep[[]trio[]] sleeping on trio",
+            "PASSED",
         ]
     )
 
@@ -116,10 +162,15 @@ def test_an_hour_does_not_pass_in_real_time(pytester: pytest.Pytester) -> None:
 
 def test_virtual_time_ini_switch(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(LONG_SLEEP)
-    result = pytester.runpytest("-v", "-W", "error", "-o", "anyconc_virtual_time=true")
+    result = pytester.runpytest(
+        "-v", "-W", "error", "-o", "anyconc_virtual_time=true", OPT_IN
+    )
     result.assert_outcomes(passed=2, skipped=1)
-    result = pytester.runpytest("-v", "-W", "error", "-o", "anyconc_virtual_time=true")
     result.stdout.fnmatch_lines(["*::test_long_sleep[[]uvloop[]] SKIPPED*"])
+    # alone, it keeps AnyIO's backends (asyncio, trio): it does not add uvloop
+    result = pytester.runpytest("-v", "-W", "error", "-o", "anyconc_virtual_time=true")
+    result.assert_outcomes(passed=2)
+    result.stdout.no_fnmatch_line("*uvloop*")
 
 
 def test_fail_after_fires_at_its_exact_virtual_deadline(
@@ -144,7 +195,7 @@ def test_fail_after_fires_at_its_exact_virtual_deadline(
             assert anyio.current_time() == pytest.approx(35, abs=1e-6)
         """
     )
-    result = pytester.runpytest("-W", "error")
+    result = pytester.runpytest("-W", "error", OPT_IN)
     result.assert_outcomes(passed=2, skipped=1)
 
 
@@ -167,7 +218,7 @@ def test_every_virtual_test_gets_a_fresh_clock(pytester: pytest.Pytester) -> Non
             await anyio.sleep(7)
         """
     )
-    result = pytester.runpytest("-W", "error")
+    result = pytester.runpytest("-W", "error", OPT_IN)
     result.assert_outcomes(passed=8, skipped=4)
 
 
@@ -186,7 +237,9 @@ def test_virtual_time_can_be_switched_off_per_test(pytester: pytest.Pytester) ->
             assert anyio.current_time() - start >= 0.04
         """
     )
-    result = pytester.runpytest("-W", "error", "-o", "anyconc_virtual_time=true")
+    result = pytester.runpytest(
+        "-W", "error", "-o", "anyconc_virtual_time=true", OPT_IN
+    )
     result.assert_outcomes(passed=3)  # uvloop runs too: it is real time
 
 
@@ -231,6 +284,7 @@ async def test_x(anyio_backend, request):
 
 
 def test_ids_are_the_installed_backends_in_order(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nanyconc_auto_mark = true\n")
     pytester.makepyfile(test_probe=BACKEND_PROBE)
     result = pytester.runpytest("--collect-only", "-q")
     assert collected_ids(result) == [
@@ -258,7 +312,7 @@ def test_ids_combine_like_anyios(pytester: pytest.Pytester) -> None:
             pass
         """
     )
-    result = pytester.runpytest("--collect-only", "-q")
+    result = pytester.runpytest("--collect-only", "-q", OPT_IN)
     assert collected_ids(result) == [
         f"test_combined.py::test_p[{backend}-{kind}-1]"
         for backend in BACKENDS
@@ -449,15 +503,18 @@ def test_anyios_auto_mode_works_too(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nanyio_mode = auto\n")
     pytester.makepyfile(
         test_auto="""
-        async def test_unmarked(anyio_backend):
-            assert isinstance(anyio_backend, tuple)  # ours, not AnyIO's string
+        async def test_unmarked(anyio_backend, request):
+            # the matrix: ours; otherwise: AnyIO's string
+            opted_in = request.config.getoption("anyconc_backends") is not None
+            assert isinstance(anyio_backend, tuple if opted_in else str)
         """
     )
-    result = pytester.runpytest("--collect-only", "-q")
+    result = pytester.runpytest("--collect-only", "-q", OPT_IN)
     assert collected_ids(result) == [
         f"test_auto.py::test_unmarked[{backend}]" for backend in BACKENDS
     ]
-    pytester.runpytest("-W", "error").assert_outcomes(passed=3)
+    pytester.runpytest("-W", "error", OPT_IN).assert_outcomes(passed=3)
+    pytester.runpytest("-W", "error").assert_outcomes(passed=2)
 
 
 def test_disabled_with_no_anyconc(pytester: pytest.Pytester) -> None:
@@ -506,17 +563,26 @@ async def test_async(anyio_backend, value):
 """
 
 
-def test_looptime_plugin_is_neutralized(pytester: pytest.Pytester) -> None:
+def test_looptime_plugin_is_neutralized(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTEST_ADDOPTS", WITHOUT_PYTEST_ASYNCIO)
     pytester.makepyfile(FIXTURE_SUITE)
-    result = pytester.runpytest("-W", "error")
+    result = pytester.runpytest("-W", "error", OPT_IN)
     result.assert_outcomes(passed=4)
     # Control: looptime 0.9's plugin alone (pytest-asyncio absent) breaks every fixture.
     # If this starts passing, looptime fixed it and the neutralization can be revisited.
-    result = pytester.runpytest("-p", "no:anyconc")
-    result.assert_outcomes(errors=3)
-    result.stdout.fnmatch_lines(
-        ["*AttributeError: 'NoneType' object has no attribute '__name__'*"]
-    )
+    # Without the opt-in, anyconc leaves looptime's plugin alone too.
+    for args in (["-p", "no:anyconc"], []):
+        result = pytester.runpytest(*args)
+        result.assert_outcomes(errors=3)
+        result.stdout.fnmatch_lines(
+            ["*AttributeError: 'NoneType' object has no attribute '__name__'*"]
+        )
+    # With pytest-asyncio active, looptime's plugin works and is left alone
+    monkeypatch.setenv("PYTEST_ADDOPTS", WITH_PYTEST_ASYNCIO)
+    result = pytester.runpytest("-W", "error", "-p", "no:anyconc")
+    result.assert_outcomes(passed=3)
 
 
 # --- trio (and looptime) not installed -------------------------------------------
@@ -562,7 +628,8 @@ def test_suite_runs_without_trio_and_looptime(pytester: pytest.Pytester) -> None
     )
     # (hypothesis's plugin is off: trio's hypothesis entry point would import trio)
     blocked = ("-p", "blocker", "-p", "no:hypothesispytest", "-v", "-rs", "-W", "error")
-    result = pytester.runpytest_subprocess(*blocked)
+    # (auto-marking opts in with every *installed* backend)
+    result = pytester.runpytest_subprocess(*blocked, "-o", "anyconc_auto_mark=true")
     result.assert_outcomes(passed=2, skipped=2)
     result.stdout.fnmatch_lines_random(
         [
@@ -640,8 +707,8 @@ def test_own_backend_fixture_wins(pytester: pytest.Pytester) -> None:
 @pytest.mark.parametrize(
     "order",
     [
-        ("anyconc.pytest_plugin", "anyio.pytest_plugin"),
-        ("anyio.pytest_plugin", "anyconc.pytest_plugin"),
+        ("anyconc", "anyio.pytest_plugin"),
+        ("anyio.pytest_plugin", "anyconc"),
     ],
     ids=["anyconc-first", "anyio-first"],
 )
@@ -649,13 +716,16 @@ def test_our_backend_fixture_wins_over_anyios_in_any_load_order(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, order: tuple[str, str]
 ) -> None:
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    monkeypatch.delenv("PYTEST_ADDOPTS")  # (pytest-asyncio is not loaded)
     pytester.makepyfile(test_probe=BACKEND_PROBE)
-    args = ("-p", order[0], "-p", order[1])
-    result = pytester.runpytest("--collect-only", "-q", *args)
-    assert collected_ids(result) == [
-        f"test_probe.py::test_x[{backend}]" for backend in BACKENDS
-    ]
-    pytester.runpytest("-W", "error", *args).assert_outcomes(passed=3)
+    args = ("-p", order[0], "-p", order[1], OPT_IN)
+    # (in a subprocess: "-p anyconc" in this process would warn that the anyconc
+    # package, already imported here, cannot be assertion-rewritten)
+    result = pytester.runpytest_subprocess("-W", "error", "-v", *args)
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        [f"test_probe.py::test_x[[]{backend}[]] PASSED*" for backend in BACKENDS]
+    )
 
 
 def test_module_scoped_async_fixture_still_works(pytester: pytest.Pytester) -> None:
