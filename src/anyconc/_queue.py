@@ -18,7 +18,12 @@ from typing import Any, Generic, TypeVar
 
 from anyio import Event
 
-from ._lowlevel import checkpoint
+from ._lowlevel import (
+    cancel_shielded_checkpoint,
+    checkpoint,
+    checkpoint_if_cancelled,
+    checkpointed,
+)
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -219,8 +224,17 @@ class Queue(Generic[T]):
             waiting for room)
 
         """
-        # A plain checkpoint first, then the synchronous operation: the cheapest way to
-        # be a checkpoint on every backend (AnyIO's memory streams do the same).
+        if not 0 < self._maxsize <= len(self._queue):
+            # trio's order (MemorySendChannel.send): check for cancellation, put, then
+            # yield shielded, so that the tasks running in that yield see the item.
+            await checkpointed(self.put_nowait, item)
+            return
+
+        # Full: wait, and the wait is the checkpoint; once there is room the item is
+        # put without a further yield. A plain checkpoint comes first, so that a
+        # consumer already scheduled can make room before this task blocks (without
+        # it, a producer and a consumer in step block on every other item on trio,
+        # whose scheduler runs a batch of ready tasks in either order).
         await checkpoint()
         while 0 < self._maxsize <= len(self._queue):
             if self._is_shutdown:
@@ -279,6 +293,12 @@ class Queue(Generic[T]):
             happens while waiting)
 
         """
+        if self._queue:
+            # trio's order, as put(): the freed slot is visible in the yield.
+            return await checkpointed(_get_nowait, self)
+
+        # Empty: wait (a plain checkpoint first, as in put()), then take the item
+        # without a further yield.
         await checkpoint()
         while not self._queue:
             if self._is_shutdown:
@@ -363,8 +383,10 @@ class Queue(Generic[T]):
             await queue.join()
 
         """
-        await checkpoint()
-        if self._unfinished_tasks > 0:
+        await checkpoint_if_cancelled()
+        if self._unfinished_tasks == 0:
+            await cancel_shielded_checkpoint()
+        else:
             waiter = Event()
             self._join_waiters.append(waiter)
             try:
@@ -420,6 +442,10 @@ class Queue(Generic[T]):
             return await self.get()
         except QueueShutDown:
             raise StopAsyncIteration from None
+
+
+def _get_nowait(queue: Queue[T]) -> T:
+    return queue.get_nowait()
 
 
 class PriorityQueue(Queue[T]):
