@@ -82,10 +82,22 @@ class Barrier:
       numbers tasks on arrival and can repeat an index in that case).
     * :meth:`reset` and :meth:`abort` are plain methods, as in :mod:`threading`
       (asyncio's are coroutines only because they take an internal lock).
-    * :meth:`wait` is a checkpoint: it yields to the scheduler and checks for
-      cancellation on entry, before the task takes part, so a task cancelled there
-      leaves the barrier untouched. The task that trips the barrier then returns
-      without yielding again (it cannot be cancelled after tripping it).
+    * :meth:`wait` is a checkpoint. The task that trips the barrier yields to the
+      scheduler and checks for cancellation on entry, before it takes part, so a task
+      cancelled there leaves the barrier untouched; then it returns without yielding
+      again (it cannot be cancelled after tripping it). A task that will wait takes
+      its place at once, and the wait is its checkpoint, as in asyncio: if it was
+      already cancelled when it called :meth:`wait`, it leaves again at once on trio,
+      and at the next event-loop iteration on asyncio, where a trip in between counts
+      it as released (it raises the cancellation, as a task cancelled after the trip
+      does, and the others pass), exactly as with :class:`asyncio.Barrier`.
+    * Tasks that arrive during a drain take their places in the next cycle, in
+      arrival order, when the drain ends, without being woken for it (asyncio wakes
+      them to arrive again: the same outcome for one wait per task instead of two).
+      Until the next scheduling point they count as not yet arrived: a
+      :meth:`reset` or :meth:`abort` made by the task that ended the drain sends them
+      back to arrive again, as in asyncio. More of them than can fill the next cycle
+      all arrive again, in the order they run.
 
     Run-portable: a barrier can be created at import time and used by any number of
     runs, one after another, on any backend. Tasks of a finished run have left it
