@@ -84,6 +84,9 @@ class Workload:
     :param warmup: rounds run first and discarded (full run; ``--quick`` uses 1)
     :param unit: the unit of the per-op value
     :param scale: factor from "total / n" to ``unit``
+    :param heavy: run only with ``--huge`` (e.g. a million tasks per sample)
+    :param scaling: ``(kind, title)`` if this workload is one size of the scaling
+        view (see ``workloads/scaling.py``), reported together with the other sizes
     """
 
     key: str
@@ -97,6 +100,8 @@ class Workload:
     warmup: int = 1
     unit: str = "µs/op"
     scale: float = 1e6
+    heavy: bool = False
+    scaling: tuple[str, str] | None = None
 
     @property
     def baseline(self) -> str:
@@ -337,6 +342,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "comma-separated); see --list",
     )
     parser.add_argument("--list", action="store_true", help="list the workloads")
+    parser.add_argument(
+        "--huge",
+        action="store_true",
+        help="also run the heavy workloads (the scaling view at 1,000,000 operations "
+        "per sample: several minutes and a few GiB of memory)",
+    )
     parser.add_argument("--rounds", type=int, help="override the measured rounds")
     parser.add_argument(
         "--timeout",
@@ -361,7 +372,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    workloads = _select(all_workloads(), args.only)
+    workloads = _select(
+        [wl for wl in all_workloads() if args.huge or not wl.heavy], args.only
+    )
     if args.list:
         for wl in workloads:
             names = ", ".join(i.name for i in wl.impls)
@@ -388,6 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "baseline": wl.baseline,
             "n": wl.quick_n if args.quick else wl.n,
             "impls": [i.name for i in wl.impls],
+            "scaling": list(wl.scaling) if wl.scaling else None,
         }
         rows: list[Row] = []
         for backend in backends:
