@@ -231,6 +231,25 @@ MISS_CAUSES: dict[str, str] = {
         "made no measurable difference. Thread-call timings on this shared 2-core "
         "machine are noisy: see the IQR."
     ),
+    "background": (
+        "Profiled (cProfile, 10,000 tasks, asyncio and trio; micro-timed parts, issue "
+        "19): AnyIO 4.16's own `start_soon` already builds a `TaskHandle` per task "
+        "(cancel scope, event, wrapper coroutine), so the gap is anyconc's own "
+        "per-task work, about 3-4 µs on 15-20 µs: `BackgroundTask.__init__` 1.2-1.9 "
+        "µs, mostly `started_at = current_time()` (0.8-1.0 µs: a sniffio lookup and "
+        "the loop clock per task); `_run_state()` 1.1-1.4 µs per "
+        "`create_background_task` (`current_run()` and a WeakKeyDictionary lookup); "
+        "the `Task._run` wrapper frame with its `_finish()` bookkeeping; "
+        "`check_coroutine` 0.1-0.2 µs. Being reworked with the background-task "
+        "rewrite (issue 19, item 2)."
+    ),
+    "barrier": (
+        "What remains over the hand-written barrier (whose non-last parties only "
+        "count and wait on one event) is anyconc's per-task bookkeeping for "
+        "`asyncio.Barrier` semantics: a ticket per waiting task (for its index and "
+        "for cancellation), the drain state, and admitting the tasks that arrived "
+        "during a drain. One event wait per task, as the hand-written one."
+    ),
     "queue-stream": (
         "Same per-operation work as the memory object stream (one checkpoint per "
         "put/get plus a deque operation): parity by construction, so the ratio sits "

@@ -93,7 +93,7 @@ def _workloads() -> list[Workload]:
                     impls(),
                     n=n,
                     # --quick only checks that every size runs: one small round.
-                    quick_n=max(20, n // 1000),
+                    quick_n=max(20, n // 50),
                     rounds=rounds,
                     quick_rounds=1,
                     warmup=warmup,
