@@ -345,8 +345,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--huge",
         action="store_true",
-        help="also run the heavy workloads (the scaling view at 1,000,000 operations "
-        "per sample: several minutes and a few GiB of memory)",
+        help="also run the heavy workloads in a full run (the scaling view at "
+        "1,000,000 operations per sample: several minutes and a few GiB of memory; "
+        "--quick runs them at its small sizes anyway)",
     )
     parser.add_argument("--rounds", type=int, help="override the measured rounds")
     parser.add_argument(
@@ -372,14 +373,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    workloads = _select(
-        [wl for wl in all_workloads() if args.huge or not wl.heavy], args.only
-    )
+    workloads = _select(all_workloads(), args.only)
     if args.list:
         for wl in workloads:
             names = ", ".join(i.name for i in wl.impls)
-            print(f"{wl.key:<18} {wl.title}\n{'':<18} {names}")
+            heavy = " (full run: only with --huge)" if wl.heavy else ""
+            print(f"{wl.key:<18} {wl.title}{heavy}\n{'':<18} {names}")
         return 0
+    if not (args.quick or args.huge):
+        # A --quick run keeps them: its sizes are small.
+        workloads = [wl for wl in workloads if not wl.heavy]
+        if not workloads:
+            raise SystemExit("--only matched only heavy workloads: add --huge")
 
     backends = list(BACKENDS) if args.backend == "all" else [args.backend]
     results = Results(quick=args.quick, backends=backends)

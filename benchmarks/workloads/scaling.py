@@ -17,12 +17,12 @@ import anyio
 from benchmarks._harness import Impl, Sample, Workload
 from benchmarks.workloads import queues, tasks
 
-#: (operations per sample, label, measured rounds, warm-up rounds, heavy)
-SIZES: tuple[tuple[int, str, int, int, bool], ...] = (
-    (1_000, "1k", 15, 1, False),
-    (10_000, "10k", 7, 1, False),
-    (100_000, "100k", 3, 0, False),
-    (1_000_000, "1m", 2, 0, True),
+#: (operations per sample, with --quick, label, measured rounds, warm-up rounds, heavy)
+SIZES: tuple[tuple[int, int, str, int, int, bool], ...] = (
+    (1_000, 10, "1k", 15, 1, False),
+    (10_000, 40, "10k", 7, 1, False),
+    (100_000, 160, "100k", 3, 0, False),
+    (1_000_000, 640, "1m", 2, 0, True),
 )
 
 #: kind -> (title, what one operation is, the competitors)
@@ -84,7 +84,7 @@ KINDS["queue"] = (
 def _workloads() -> list[Workload]:
     out = []
     for kind, (title, description, impls) in KINDS.items():
-        for n, label, rounds, warmup, heavy in SIZES:
+        for n, quick_n, label, rounds, warmup, heavy in SIZES:
             out.append(
                 Workload(
                     f"scale-{kind}-{label}",
@@ -93,7 +93,7 @@ def _workloads() -> list[Workload]:
                     impls(),
                     n=n,
                     # --quick only checks that every size runs: one small round.
-                    quick_n=max(20, n // 50),
+                    quick_n=quick_n,
                     rounds=rounds,
                     quick_rounds=1,
                     warmup=warmup,
