@@ -986,3 +986,26 @@ def test_module_level_queue_across_runs() -> None:
     assert anyio.run(second_run, backend="trio") == "from asyncio"
     assert anyio.run(third_run, backend="asyncio") == ["from trio 2", "from trio 3"]
     assert "_getters" not in repr(MODULE_QUEUE)
+
+
+async def test_queue_from_a_plain_asyncio_task() -> None:
+    # A task AnyIO did not start has no cancel scope of AnyIO's to check: the
+    # operations still run in trio's order.
+    if sniffio.current_async_library() != "asyncio":
+        pytest.skip("asyncio.create_task() is asyncio's")
+    import asyncio
+
+    q: Queue[int] = Queue(maxsize=1)
+
+    async def plain() -> list[int]:
+        await q.put(1)
+        got = [await q.get()]
+        await q.put(2)
+        got.append(await q.get())
+        q.task_done()
+        q.task_done()
+        await q.join()
+        return got
+
+    assert await asyncio.create_task(plain()) == [1, 2]
+    assert q.empty()
