@@ -180,8 +180,8 @@ TARGETS: tuple[Target | GrowthTarget, ...] = (
     *(
         GrowthTarget(
             f"growth-{kind}-{impl.split()[-1]}",
-            f"scaling: `{impl.split(' ', 1)[1]}` per-op cost grows no faster than raw "
-            f"AnyIO's ({kind}, smallest to largest N; issue 19)",
+            f"scaling: `{impl.split(' ', 1)[1]}` per-op cost grows no faster than "
+            f"`{other}`'s ({kind}, smallest to largest N; issue 19)",
             kind,
             impl,
             other,
@@ -189,7 +189,7 @@ TARGETS: tuple[Target | GrowthTarget, ...] = (
         )
         for kind, impl, other in (
             ("spawn", "anyconc TaskGroup.start_soon", "anyio start_soon"),
-            ("spawn", "anyconc TaskGroup.create_task", "anyio start_soon"),
+            ("spawn", "anyconc TaskGroup.create_task", "anyio create_task"),
             (
                 "background",
                 "anyconc create_background_task",

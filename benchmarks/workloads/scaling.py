@@ -21,7 +21,7 @@ from benchmarks.workloads import queues, tasks
 SIZES: tuple[tuple[int, int, str, int, int, bool], ...] = (
     (1_000, 10, "1k", 15, 1, False),
     (10_000, 40, "10k", 7, 1, False),
-    (100_000, 160, "100k", 3, 0, False),
+    (100_000, 160, "100k", 5, 0, False),
     (1_000_000, 640, "1m", 2, 0, True),
 )
 
@@ -34,6 +34,7 @@ def _spawn() -> tuple[Impl, ...]:
         Impl("anyconc TaskGroup.start_soon", tasks.anyconc_start_soon),
         Impl("anyconc TaskGroup.create_task", tasks.anyconc_create_task),
         Impl("anyio start_soon", tasks.anyio_start_soon, baseline=True),
+        Impl("anyio create_task", tasks.anyio_create_task),
     )
 
 
