@@ -98,9 +98,60 @@ def _summary_chart(results: Results, workloads: Sequence[Workload], path: Path) 
     plt.close(fig)
 
 
+def _scaling_chart(
+    results: Results, workloads: Sequence[Workload], kind: str, path: Path
+) -> None:
+    from benchmarks._report import scaling_sizes
+
+    sizes = scaling_sizes(results, kind)
+    if not sizes:
+        return
+    first = next(wl for wl in workloads if wl.key == sizes[0][0])
+    backends = [b for b in BACKENDS if b in results.backends]
+    fig, axes = plt.subplots(
+        1, len(backends), figsize=(4 * len(backends), 3.6), sharey=True, squeeze=False
+    )
+    for ax, backend in zip(axes[0], backends, strict=True):
+        for impl in first.impls:
+            xs, ys = [], []
+            for key, n in sizes:
+                row = results.find(key, impl.name, backend)
+                if row is not None and row.ok:
+                    xs.append(n)
+                    ys.append(row.median)
+            if xs:
+                ax.plot(
+                    xs,
+                    ys,
+                    marker="o",
+                    linestyle="--" if impl.baseline else "-",
+                    label=impl.name + (" (baseline)" if impl.baseline else ""),
+                )
+        ax.set_xscale("log")
+        ax.set_title(backend, fontsize=9)
+        ax.set_xlabel("N (operations per sample)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"median {first.unit}")
+    axes[0][0].set_ylim(bottom=0)
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"Scaling: {first.scaling[1] if first.scaling else kind}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def draw(results: Results, workloads: Sequence[Workload], directory: Path) -> None:
-    """One chart per workload, plus ``summary.png``, into ``directory``."""
+    """One chart per workload, one per scaling kind, and ``summary.png``."""
     directory.mkdir(parents=True, exist_ok=True)
+    kinds: list[str] = []
     for wl in workloads:
+        if wl.scaling:
+            if wl.scaling[0] not in kinds:
+                kinds.append(wl.scaling[0])
+            continue
         _workload_chart(results, wl, directory / f"{wl.key}.png")
-    _summary_chart(results, workloads, directory / "summary.png")
+    for kind in kinds:
+        _scaling_chart(results, workloads, kind, directory / f"scaling-{kind}.png")
+    _summary_chart(
+        results, [wl for wl in workloads if not wl.scaling], directory / "summary.png"
+    )

@@ -84,6 +84,9 @@ class Workload:
     :param warmup: rounds run first and discarded (full run; ``--quick`` uses 1)
     :param unit: the unit of the per-op value
     :param scale: factor from "total / n" to ``unit``
+    :param heavy: run only with ``--huge`` (e.g. a million tasks per sample)
+    :param scaling: ``(kind, title)`` if this workload is one size of the scaling
+        view (see ``workloads/scaling.py``), reported together with the other sizes
     """
 
     key: str
@@ -97,6 +100,8 @@ class Workload:
     warmup: int = 1
     unit: str = "µs/op"
     scale: float = 1e6
+    heavy: bool = False
+    scaling: tuple[str, str] | None = None
 
     @property
     def baseline(self) -> str:
@@ -337,6 +342,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "comma-separated); see --list",
     )
     parser.add_argument("--list", action="store_true", help="list the workloads")
+    parser.add_argument(
+        "--huge",
+        action="store_true",
+        help="also run the heavy workloads in a full run (the scaling view at "
+        "1,000,000 operations per sample: several minutes and a few GiB of memory; "
+        "--quick runs them at its small sizes anyway)",
+    )
     parser.add_argument("--rounds", type=int, help="override the measured rounds")
     parser.add_argument(
         "--timeout",
@@ -365,8 +377,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.list:
         for wl in workloads:
             names = ", ".join(i.name for i in wl.impls)
-            print(f"{wl.key:<18} {wl.title}\n{'':<18} {names}")
+            heavy = " (full run: only with --huge)" if wl.heavy else ""
+            print(f"{wl.key:<18} {wl.title}{heavy}\n{'':<18} {names}")
         return 0
+    if not (args.quick or args.huge):
+        # A --quick run keeps them: its sizes are small.
+        workloads = [wl for wl in workloads if not wl.heavy]
+        if not workloads:
+            raise SystemExit("--only matched only heavy workloads: add --huge")
 
     backends = list(BACKENDS) if args.backend == "all" else [args.backend]
     results = Results(quick=args.quick, backends=backends)
@@ -388,6 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "baseline": wl.baseline,
             "n": wl.quick_n if args.quick else wl.n,
             "impls": [i.name for i in wl.impls],
+            "scaling": list(wl.scaling) if wl.scaling else None,
         }
         rows: list[Row] = []
         for backend in backends:

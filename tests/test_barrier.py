@@ -685,3 +685,127 @@ def test_module_level_barrier_across_runs() -> None:
     MODULE_BARRIER.abort()  # the broken state carries over to the next run
     assert anyio.run(aborted, backend="trio") is False
     assert anyio.run(cycle, backend="asyncio") == [0, 1, 2]
+
+
+# --- tasks arriving during a drain: admitted to the next cycle asleep ------------------
+
+
+async def trip_then_wait_again(barrier: Barrier) -> tuple[int, int]:
+    first = await barrier.wait()
+    # The tripping task returns before the released ones run: it arrives again
+    # while they drain, and is admitted to the next cycle when the drain ends.
+    assert "draining" in repr(barrier)
+    second = await barrier.wait()
+    return first, second
+
+
+async def test_task_arriving_during_a_drain_joins_the_next_cycle_in_order() -> None:
+    barrier = Barrier(3)
+    async with anyio.create_task_group() as tg:
+        first = await start_one_by_one(tg, 2, barrier.wait)
+        tripper = tg.create_task(trip_then_wait_again(barrier))
+        await anyio.wait_all_tasks_blocked()
+        assert [t.return_value for t in first] == [0, 1]
+        assert repr(barrier).endswith("[filling, waiters:1/3]>")
+        later = await start_one_by_one(tg, 2, barrier.wait)
+    assert tripper.return_value == (2, 0)
+    assert [t.return_value for t in later] == [1, 2]
+    assert repr(barrier).endswith("[filling, waiters:0/3]>")
+
+
+async def test_reset_breaks_a_task_admitted_from_a_drain() -> None:
+    barrier = Barrier(3)
+
+    async def guarded() -> tuple[int, int] | BrokenBarrierError:
+        try:
+            return await trip_then_wait_again(barrier)
+        except BrokenBarrierError as exc:
+            return exc
+
+    async with anyio.create_task_group() as tg:
+        await start_one_by_one(tg, 2, barrier.wait)
+        tripper = tg.create_task(guarded())
+        await anyio.wait_all_tasks_blocked()
+        assert barrier.n_waiting == 1
+        barrier.reset()  # it has arrived (a scheduling point has passed): it breaks
+        assert repr(barrier).endswith("[resetting, waiters:0/3]>")
+    result = tripper.return_value
+    assert isinstance(result, BrokenBarrierError)
+    assert str(result) == "barrier reset or aborted while waiting"
+    assert repr(barrier).endswith("[filling, waiters:0/3]>")
+    assert sorted(await gather_tasks(3, barrier.wait)) == [0, 1, 2]
+
+
+async def test_cancelling_a_task_admitted_from_a_drain() -> None:
+    barrier = Barrier(3)
+    async with anyio.create_task_group() as tg:
+        await start_one_by_one(tg, 2, barrier.wait)
+        tripper = tg.create_task(trip_then_wait_again(barrier))
+        await anyio.wait_all_tasks_blocked()
+        assert barrier.n_waiting == 1
+        tripper.cancel()
+        await tripper.wait()
+        assert tripper.status is tripper.Status.CANCELLED
+        assert barrier.n_waiting == 0
+        assert barrier._filling == []
+    assert sorted(await gather_tasks(3, barrier.wait)) == [0, 1, 2]
+
+
+async def test_more_arrivals_during_a_drain_than_parties() -> None:
+    # Four tasks arrive while one cycle drains (on asyncio, whose scheduler is FIFO,
+    # every time): too many for the next cycle, so they all arrive again and fill
+    # two more cycles. Every task passes, each cycle numbers its two tasks 0 and 1.
+    barrier = Barrier(2)
+    go = anyio.Event()
+    indices: list[int] = []
+
+    async def late() -> None:
+        await go.wait()
+        indices.append(await barrier.wait())
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(4):
+            tg.start_soon(late)
+        first = tg.create_task(barrier.wait())
+        await anyio.wait_all_tasks_blocked()
+        go.set()
+        indices.append(await barrier.wait())
+    indices.append(first.return_value)
+    assert sorted(indices) == [0, 0, 0, 1, 1, 1]
+    assert repr(barrier).endswith("[filling, waiters:0/2]>")
+
+
+async def test_abort_wakes_tasks_blocked_by_a_drain() -> None:
+    barrier = Barrier(3)
+    results: list[object] = []
+
+    async def pass_then_abort() -> None:
+        # The first of the two released tasks to run aborts while the other one is
+        # still inside: the tripping task, blocked by the drain, is woken to raise.
+        try:
+            results.append(await barrier.wait())
+        except BrokenBarrierError as exc:
+            results.append(str(exc))
+        barrier.abort()
+
+    async def guarded() -> object:
+        try:
+            return await trip_then_wait_again(barrier)
+        except BrokenBarrierError as exc:
+            return str(exc)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(2):
+            tg.start_soon(pass_then_abort)
+            await anyio.wait_all_tasks_blocked()
+        tripper = tg.create_task(guarded())
+    assert tripper.return_value == "barrier aborted"
+    # One released task returned its index; the other, checked again when it ran,
+    # found the barrier aborted.
+    assert len(results) == 2
+    assert [r for r in results if isinstance(r, str)] == [
+        "barrier reset or aborted while waiting"
+    ]
+    assert [r for r in results if isinstance(r, int)][0] in (0, 1)
+    assert barrier.broken
+    assert barrier._blocked == []

@@ -46,12 +46,13 @@ def quick_run(
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=55,
+        timeout=110,  # ~20 s on a quiet machine; this one is shared by many jobs
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads((output / "results.json").read_text()), output, proc.stderr
 
 
+@pytest.mark.timeout(120)  # the quick run (module fixture) starts in this test
 def test_quick_run_measures_every_workload_on_every_backend(
     quick_run: tuple[dict[str, Any], Path, str],
 ) -> None:
@@ -83,6 +84,7 @@ def test_quick_run_measures_every_workload_on_every_backend(
                     assert row["q1"] <= row["median"] <= row["q3"]
 
 
+@pytest.mark.timeout(120)
 def test_quick_run_is_clean_and_writes_the_report(
     quick_run: tuple[dict[str, Any], Path, str],
 ) -> None:
@@ -195,3 +197,46 @@ def test_cli_lists_workloads(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--list"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()[::2]]
     assert listed == [wl.key for wl in WORKLOADS]
+
+
+def test_scaling_growth_target_and_section() -> None:
+    from benchmarks._harness import Results, Row
+    from benchmarks._report import TARGETS, evaluate, render
+    from benchmarks.workloads import WORKLOADS
+
+    results = Results(quick=True, backends=["asyncio"])
+    baseline = "anyio memory object stream"
+    for key, n in (("scale-queue-1k", 1000), ("scale-queue-10k", 10000)):
+        results.workloads[key] = {
+            "title": key,
+            "description": "",
+            "unit": "µs/op",
+            "baseline": baseline,
+            "n": n,
+            "impls": [],
+            "scaling": ["queue", "Queue items"],
+        }
+    # anyconc: 1.00x the baseline at 1k, 1.20x at 10k, so it grows 1.20x as fast.
+    for key, ours, theirs in (
+        ("scale-queue-1k", 2.0, 2.0),
+        ("scale-queue-10k", 3.6, 3.0),
+    ):
+        results.rows += [
+            Row(key, "anyconc Queue", "asyncio", False, values=[ours, ours]),
+            Row(key, baseline, "asyncio", True, values=[theirs, theirs]),
+        ]
+    target = next(t for t in TARGETS if t.key == "growth-queue-Queue")
+    [(backend, ratio, verdict)] = evaluate(results, target)
+    assert (backend, verdict) == ("asyncio", "**missed**")
+    assert ratio == pytest.approx(1.2)
+
+    workloads = [wl for wl in WORKLOADS if wl.key in results.workloads]
+    report = render(results, workloads, charts=False)
+    assert "## Scaling" in report
+    assert "| N = 1k | N = 10k | growth | growth vs raw AnyIO |" in report
+    assert (
+        "| anyconc Queue | asyncio | 2.00 (1.00x) | 3.60 (1.20x) | 1.80x | 1.20x |"
+        in report
+    )
+    assert f"| {baseline} *(baseline)* | asyncio | 2.00 | 3.00 | 1.50x | – |" in report
+    assert "#### `scale-queue-10k`" in report

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.lowlevel
 import pytest
+import sniffio
 
 from anyconc import (
     LifoQueue,
@@ -493,6 +494,174 @@ async def test_consumer_failing_loses_no_item() -> None:
     assert "_putters" not in repr(q)
 
 
+# --- operation order: trio's (check for cancellation, operate, shielded yield) --------
+
+REPS = 20  # trio runs a batch of ready tasks in either order: repeat, then count
+
+
+async def test_tasks_running_while_put_yields_see_its_item() -> None:
+    q: Queue[int] = Queue()
+    seen: list[tuple[int, bool]] = []  # (qsize, had put() returned?) as the observer ran
+
+    async def observer(go: anyio.Event, state: dict[str, bool]) -> None:
+        await go.wait()
+        seen.append((q.qsize(), state["returned"]))
+
+    for i in range(REPS):
+        go, state = anyio.Event(), {"returned": False}
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(observer, go, state)
+            await anyio.wait_all_tasks_blocked()
+            go.set()  # the observer is ready to run before put() yields
+            await q.put(i)
+            state["returned"] = True
+        assert q.get_nowait() == i
+
+    during = [qsize for qsize, returned in seen if not returned]
+    assert during == [1] * len(during)  # every observer that ran in the yield saw it
+    if sniffio.current_async_library() == "asyncio":
+        assert len(during) == REPS  # FIFO: the observer always runs in the yield
+    else:
+        assert during  # trio: in about half of the rounds
+
+
+async def test_tasks_running_while_get_yields_see_its_freed_slot() -> None:
+    q: Queue[str] = Queue(maxsize=1)
+    seen: list[bool] = []  # as the blocked putter went on: had get() returned?
+
+    async def putter(state: dict[str, bool]) -> None:
+        await q.put("second")
+        seen.append(state["returned"])
+
+    for _ in range(REPS):
+        q.put_nowait("first")
+        state = {"returned": False}
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(putter, state)
+            await anyio.wait_all_tasks_blocked()
+            assert q.full()
+            assert await q.get() == "first"  # frees the slot, then yields
+            state["returned"] = True
+            putter_done_in_yield = q.qsize() == 1
+        assert seen[-1] is not putter_done_in_yield
+        assert q.get_nowait() == "second"
+
+    during = [r for r in seen if not r]
+    if sniffio.current_async_library() == "asyncio":
+        assert len(during) == REPS  # FIFO: the putter always proceeds in the yield
+    else:
+        assert during  # trio: in about half of the rounds
+
+
+@pytest.mark.parametrize("op", ["put", "get"])
+async def test_cancelled_during_the_yield_the_operation_stands(op: str) -> None:
+    # A cancellation that arrives while put()/get() yields after its operation is
+    # not raised there (the item has moved): the next checkpoint raises it.
+    q: Queue[int] = Queue()
+    if op == "get":
+        q.put_nowait(5)
+    results: list[object] = []
+    with anyio.CancelScope() as scope:
+        go = anyio.Event()
+
+        async def canceller() -> None:
+            await go.wait()
+            scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(canceller)
+            await anyio.wait_all_tasks_blocked()
+            go.set()
+            results.append(await q.put(6) if op == "put" else await q.get())
+            await anyio.lowlevel.checkpoint()
+            results.append("not reached")
+    assert scope.cancelled_caught
+    assert results == ([None] if op == "put" else [5])
+    assert q.qsize() == (1 if op == "put" else 0)
+
+
+async def test_cancelled_put_and_get_move_nothing_on_every_path() -> None:
+    q: Queue[int] = Queue(maxsize=1)
+    # Cancelled on entry, with room / with an item: nothing moves.
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await q.put(1)
+    assert scope.cancelled_caught and q.qsize() == 0
+    q.put_nowait(1)
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await q.get()
+    assert scope.cancelled_caught and q.qsize() == 1
+    # Cancelled while blocked (full, then empty): nothing moves either.
+    with anyio.move_on_after(0.01) as scope:
+        await q.put(2)
+    assert scope.cancelled_caught and q.get_nowait() == 1 and q.empty()
+    with anyio.move_on_after(0.01) as scope:
+        await q.get()
+    assert scope.cancelled_caught and q.empty()
+    q.task_done()
+    with pytest.raises(ValueError, match=r"^task_done\(\) called too many times$"):
+        q.task_done()  # exactly one item was ever put
+
+
+async def test_join_with_nothing_unfinished_is_a_shielded_schedule_point() -> None:
+    q: Queue[int] = Queue()
+    ran: list[str] = []
+    with anyio.CancelScope() as scope:
+        go = anyio.Event()
+
+        async def other() -> None:
+            await go.wait()
+            ran.append("other")
+            scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(other)
+            await anyio.wait_all_tasks_blocked()
+            go.set()
+            await q.join()  # other runs in its yield (or just after) and cancels
+            ran.append("joined")
+            await anyio.lowlevel.checkpoint()
+            ran.append("not reached")
+    assert scope.cancelled_caught
+    assert sorted(ran) == ["joined", "other"]
+
+
+async def test_asyncio_native_cancel_in_the_yield_waits_for_the_next_one() -> None:
+    # asyncio.timeout() / wait_for() cancel with Task.cancel(), outside AnyIO's scopes:
+    # landing in get()'s yield, it must not lose the item that get() took.
+    if sniffio.current_async_library() != "asyncio":
+        pytest.skip("Task.cancel() is asyncio's")
+    import asyncio
+
+    q: Queue[int] = Queue()
+    q.put_nowait(9)
+    main = asyncio.current_task()
+    assert main is not None
+    before = main.cancelling()
+    got: list[int] = []
+    cancel_args: tuple[object, ...] | None = None
+    go = anyio.Event()
+
+    async def canceller() -> None:
+        await go.wait()
+        main.cancel("native")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(canceller)
+        await anyio.wait_all_tasks_blocked()
+        go.set()
+        got.append(await q.get())
+        try:
+            await anyio.lowlevel.checkpoint()
+        except asyncio.CancelledError as exc:
+            cancel_args = exc.args
+            main.uncancel()
+    assert got == [9]
+    assert cancel_args == ("native",)  # raised at the next yield, with its message
+    assert main.cancelling() == before
+
+
 # --- task_done / join (QueueJoinTests) -------------------------------------------------
 
 
@@ -822,3 +991,26 @@ def test_module_level_queue_across_runs() -> None:
     assert anyio.run(second_run, backend="trio") == "from asyncio"
     assert anyio.run(third_run, backend="asyncio") == ["from trio 2", "from trio 3"]
     assert "_getters" not in repr(MODULE_QUEUE)
+
+
+async def test_queue_from_a_plain_asyncio_task() -> None:
+    # A task AnyIO did not start has no cancel scope of AnyIO's to check: the
+    # operations still run in trio's order.
+    if sniffio.current_async_library() != "asyncio":
+        pytest.skip("asyncio.create_task() is asyncio's")
+    import asyncio
+
+    q: Queue[int] = Queue(maxsize=1)
+
+    async def plain() -> list[int]:
+        await q.put(1)
+        got = [await q.get()]
+        await q.put(2)
+        got.append(await q.get())
+        q.task_done()
+        q.task_done()
+        await q.join()
+        return got
+
+    assert await asyncio.create_task(plain()) == [1, 2]
+    assert q.empty()

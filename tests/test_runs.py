@@ -35,7 +35,9 @@ from anyconc import (
     CircuitOpenError,
     Condition,
     Debouncer,
+    LifoQueue,
     Lock,
+    PriorityQueue,
     Queue,
     RateLimiter,
     Semaphore,
@@ -412,6 +414,112 @@ def test_queue_of_a_run_in_another_thread_is_not_disturbed() -> None:
 
     assert run_in_threads(main, ("trio", "asyncio")) == [[7], None]
     assert queue.empty()
+
+
+REFUSED = "in use by an event-loop run in another thread"
+
+
+async def _refused(operation: Callable[[], Any]) -> str:
+    """Call ``operation`` (awaiting what it returns); the RuntimeError's first part."""
+    try:
+        with anyio.fail_after(10):
+            result = operation()
+            if isinstance(result, Awaitable):
+                await result
+    except RuntimeError as exc:
+        return str(exc).split("; ")[0].split(" is ", 1)[1]
+    return "not refused"
+
+
+@pytest.mark.parametrize("kind", [Queue, LifoQueue, PriorityQueue])
+@pytest.mark.parametrize("backends", [("asyncio", "trio"), ("trio", "uvloop")])
+def test_every_queue_operation_refuses_a_second_run_and_changes_nothing(
+    kind: type[Queue[int]], backends: tuple[str, str]
+) -> None:
+    # Each of the queues' shapes sends the async operations down another path of
+    # issue 19's operation order: room and items (the checkpointed fast path), empty
+    # (get() blocks), full (put() blocks). No operation may change anything first.
+    some: Queue[int] = kind(3)
+    empty: Queue[int] = kind(3)
+    full: Queue[int] = kind(2)
+
+    async def main(index: int, rendezvous: threading.Barrier) -> Any:
+        if index == 0:
+            for queue, items in ((some, [1, 2]), (empty, [0]), (full, [3, 4])):
+                for item in items:
+                    await queue.put(item)
+            assert await empty.get() == 0  # run 0 is served by the empty one too
+            empty.task_done()
+            await meet(rendezvous)  # the queues serve run 0, which is still running
+            await meet(rendezvous)
+            taken = [some.get_nowait(), some.get_nowait(), full.get_nowait()]
+            taken.append(full.get_nowait())
+            for queue in (some, some, full, full):
+                queue.task_done()
+            with anyio.fail_after(10):
+                await some.join()  # nothing was counted in or out by run 1
+                await full.join()
+            return taken, some.qsize(), empty.qsize(), full.qsize()
+
+        await meet(rendezvous)
+        outcomes = {}
+        for name, queue in (("some", some), ("empty", empty), ("full", full)):
+            for operation, call in (
+                ("put_nowait", lambda q=queue: q.put_nowait(9)),
+                ("get_nowait", lambda q=queue: q.get_nowait()),
+                ("put", lambda q=queue: q.put(9)),
+                ("get", lambda q=queue: q.get()),
+                ("task_done", lambda q=queue: q.task_done()),
+                ("join", lambda q=queue: q.join()),
+                ("shutdown", lambda q=queue: q.shutdown()),
+                ("shutdown-immediate", lambda q=queue: q.shutdown(immediate=True)),
+            ):
+                outcomes[name, operation] = await _refused(call)
+        await meet(rendezvous)
+        return outcomes
+
+    served, refused = run_in_threads(main, backends)
+    assert set(refused.values()) == {REFUSED}
+    assert len(refused) == 24
+    assert served == ([1, 2, 3, 4] if kind is not LifoQueue else [2, 1, 4, 3], 0, 0, 0)
+    assert not (some.is_shutdown() or empty.is_shutdown() or full.is_shutdown())
+
+
+@pytest.mark.parametrize("backends", [("asyncio", "trio"), ("trio", "uvloop")])
+def test_every_barrier_operation_refuses_a_second_run_and_changes_nothing(
+    backends: tuple[str, str],
+) -> None:
+    barrier = Barrier(2)
+
+    async def enter() -> int:
+        async with barrier as index:
+            return index
+
+    async def main(index: int, rendezvous: threading.Barrier) -> Any:
+        if index == 0:
+            indices: list[int] = []
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: _append(indices, barrier.wait()))
+                await anyio.wait_all_tasks_blocked()
+                await meet(rendezvous)  # one task of run 0 waits in the barrier
+                await meet(rendezvous)
+                waiting = barrier.n_waiting
+                indices.append(await barrier.wait())  # trips it: nothing was undone
+            return waiting, sorted(indices), barrier.broken
+
+        await meet(rendezvous)
+        outcomes = [
+            await _refused(barrier.wait),
+            await _refused(enter),
+            await _refused(barrier.reset),
+            await _refused(barrier.abort),
+        ]
+        await meet(rendezvous)
+        return outcomes
+
+    served, refused = run_in_threads(main, backends)
+    assert refused == [REFUSED] * 4
+    assert served == (1, [0, 1], False)
 
 
 def test_supervisor_active_in_another_run() -> None:

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from benchmarks._harness import Workload
-from benchmarks.workloads import fanout, queues, races, runs, sync, tasks, threads
+from benchmarks.workloads import (
+    fanout,
+    queues,
+    races,
+    runs,
+    scaling,
+    sync,
+    tasks,
+    threads,
+)
 
 WORKLOADS: list[Workload] = [
     *tasks.WORKLOADS,
@@ -13,4 +22,5 @@ WORKLOADS: list[Workload] = [
     *queues.WORKLOADS,
     *fanout.WORKLOADS,
     *runs.WORKLOADS,
+    *scaling.WORKLOADS,
 ]

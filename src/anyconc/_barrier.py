@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import enum
-from collections import deque
+from functools import partial
 from types import TracebackType
 
 from anyio import Event
-from anyio.lowlevel import checkpoint
 
-from ._lowlevel import OneRunAtATime
+from ._lowlevel import OneRunAtATime, call_soon, checkpoint, get_ident
 from ._util import check_int
 
 __all__ = ["Barrier", "BrokenBarrierError"]
@@ -35,14 +34,20 @@ _RESETTING = _State.RESETTING
 _BROKEN = _State.BROKEN
 
 
-class _Party:
-    """A task waiting in a filling barrier; ``index`` is given when the barrier trips."""
+# A ticket's index, while it has none in range(parties):
+_BLOCKED = -3  # arrived during a drain or a reset, waiting for it to end (not counted)
+_RECHECK = -2  # woken without a place (abort, or more arrivals than parties): arrive again
+_FILLING_TICKET = -1  # in the filling cycle (counted); still -1 when reset or abort woke it
 
-    __slots__ = ("event", "index")
 
-    def __init__(self) -> None:
-        self.event = Event()
-        self.index = -1
+# A task's ticket is a one-item list, ``[index]`` (the cheapest mutable cell to make):
+# found by identity, never by value (see _position).
+
+def _position(tickets: list[list[int]], ticket: list[int]) -> int:
+    for position, other in enumerate(tickets):
+        if other is ticket:
+            return position
+    raise ValueError("ticket not found")  # pragma: no cover - a bug
 
 
 class Barrier:
@@ -78,10 +83,22 @@ class Barrier:
       numbers tasks on arrival and can repeat an index in that case).
     * :meth:`reset` and :meth:`abort` are plain methods, as in :mod:`threading`
       (asyncio's are coroutines only because they take an internal lock).
-    * :meth:`wait` is a checkpoint: it yields to the scheduler and checks for
-      cancellation on entry, before the task takes part, so a task cancelled there
-      leaves the barrier untouched. The task that trips the barrier then returns
-      without yielding again (it cannot be cancelled after tripping it).
+    * :meth:`wait` is a checkpoint. The task that trips the barrier yields to the
+      scheduler and checks for cancellation on entry, before it takes part, so a task
+      cancelled there leaves the barrier untouched; then it returns without yielding
+      again (it cannot be cancelled after tripping it). A task that will wait takes
+      its place at once, and the wait is its checkpoint, as in asyncio: if it was
+      already cancelled when it called :meth:`wait`, it leaves again at once on trio,
+      and at the next event-loop iteration on asyncio, where a trip in between counts
+      it as released (it raises the cancellation, as a task cancelled after the trip
+      does, and the others pass), exactly as with :class:`asyncio.Barrier`.
+    * Tasks that arrive during a drain take their places in the next cycle, in
+      arrival order, when the drain ends, without being woken for it (asyncio wakes
+      them to arrive again: the same outcome for one wait per task instead of two).
+      Until the next scheduling point they count as not yet arrived: a
+      :meth:`reset` or :meth:`abort` made by the task that ended the drain sends them
+      back to arrive again, as in asyncio. More of them than can fill the next cycle
+      all arrive again, in the order they run.
 
     Run-portable: a barrier can be created at import time and used by any number of
     runs, one after another, on any backend. Tasks of a finished run have left it
@@ -107,10 +124,14 @@ class Barrier:
 
     __slots__ = (
         "__weakref__",
+        "_admissions",
         "_blocked",
         "_count",
+        "_event",
         "_filling",
+        "_next_event",
         "_parties",
+        "_provisional",
         "_serving",
         "_state",
     )
@@ -123,9 +144,17 @@ class Barrier:
         # Tasks inside the barrier: the filling parties, plus, while draining or
         # resetting, the woken ones that have not left yet.
         self._count = 0
-        self._filling: list[_Party] = []
-        # Tasks that arrived during a drain or reset, waiting for it to end.
-        self._blocked: deque[Event] = deque()
+        self._filling: list[list[int]] = []
+        # What the filling tasks sleep on: one event per cycle, made on first use.
+        self._event: Event | None = None
+        # Tasks that arrived during a drain or reset, waiting for it to end, and what
+        # they sleep on (it becomes the next cycle's event when they are admitted).
+        self._blocked: list[list[int]] = []
+        self._next_event: Event | None = None
+        # The first ``_provisional`` filling tasks were admitted from the blocked ones
+        # by admission number ``_admissions`` and have not been scheduled since.
+        self._provisional = 0
+        self._admissions = 0
         self._serving = OneRunAtATime("Barrier")
 
     def __repr__(self) -> str:
@@ -161,68 +190,206 @@ class Barrier:
             while this task waits in it
 
         """
-        self._serving.check()
-        # The checkpoint comes first, before this task takes part, so that the task
-        # that trips the barrier can then release the others and leave at once,
-        # exactly as in asyncio (it is the first to run after the trip; the last task
-        # to leave restores the filling state).
-        await checkpoint()
-        # Block while the previous cycle drains or a reset completes.
-        while self._state is _DRAINING or self._state is _RESETTING:
-            event = Event()
-            self._blocked.append(event)
+        if self._serving.thread != get_ident():  # the inlined self._serving.check()
+            self._serving.claim()
+        # The hot path, inline: a task that will wait takes its place at once, and
+        # the wait is its checkpoint (see the class docstring for cancellation); the
+        # task that will trip the barrier, and every other case, go to _arrive().
+        state = self._state
+        if state is _FILLING:
+            filling = self._filling
+            if len(filling) + 1 >= self._parties:
+                # The tripping task makes a full checkpoint first, before it takes
+                # part, so that it can then release the others and leave at once, as
+                # in asyncio (it is the first to run after the trip; the last task to
+                # leave restores the filling state).
+                await checkpoint()
+                return await self._arrive()
+            if not filling:
+                # The first task of a cycle makes its event: so a barrier left empty
+                # by a finished run never hands that run's event to the next one.
+                self._event = Event()
+            event = self._event
+            ticket = [_FILLING_TICKET]
+            filling.append(ticket)
+            self._count += 1
+        elif state is _BROKEN:
+            raise BrokenBarrierError("barrier aborted")
+        else:
+            # Draining or resetting: wait for it to end. The ticket is then admitted
+            # to the next cycle, where it sleeps on, without a wakeup (see _admit).
+            blocked = self._blocked
+            if not blocked:
+                self._next_event = Event()
+            event = self._next_event
+            ticket = [_BLOCKED]
+            blocked.append(ticket)
+
+        assert event is not None
+        try:
+            await event.wait()
+        except BaseException:
+            self._abandon(ticket, event)
+            raise
+
+        index = ticket[0]
+        if index >= 0 and self._state is _DRAINING:
+            # Released by the trip, and nothing has happened since.
+            self._count -= 1
+            if not self._count:
+                self._state = _FILLING
+                self._admit()
+            return index
+
+        return await self._woken(index)
+
+    async def _woken(self, index: int) -> int:
+        if index == _RECHECK:
+            return await self._arrive()
+        # Counted: released by the trip, or by a reset or an abort. A task released
+        # by the trip is checked again now that it runs.
+        broken = self._state is _BROKEN or self._state is _RESETTING
+        self._leave()
+        if broken or index < 0:
+            raise BrokenBarrierError("barrier reset or aborted while waiting")
+        return index
+
+    async def _arrive(self) -> int:
+        # wait() after its checkpoint, for every case: trip, take a place, or wait for
+        # a drain or reset to end; again when woken without a place.
+        while True:
+            state = self._state
+            if state is _BROKEN:
+                raise BrokenBarrierError("barrier aborted")
+
+            if state is _FILLING:
+                if len(self._filling) + 1 >= self._parties:
+                    # This task trips the barrier: number the waiting tasks, release
+                    # them, and leave without yielding again.
+                    self._count += 1
+                    self._trip()
+                    self._leave()
+                    return self._parties - 1
+                if not self._filling or self._event is None:
+                    self._event = Event()
+                event = self._event
+                ticket = [_FILLING_TICKET]
+                self._filling.append(ticket)
+                self._count += 1
+            else:
+                if not self._blocked or self._next_event is None:
+                    self._next_event = Event()
+                event = self._next_event
+                ticket = [_BLOCKED]
+                self._blocked.append(ticket)
+
             try:
                 await event.wait()
             except BaseException:
-                if not event.is_set():
-                    self._blocked.remove(event)
+                self._abandon(ticket, event)
                 raise
 
-        if self._state is _BROKEN:
-            raise BrokenBarrierError("barrier aborted")
+            if ticket[0] != _RECHECK:
+                return await self._woken(ticket[0])
 
-        self._count += 1
-        if len(self._filling) + 1 == self._parties:
-            # This task trips the barrier: number the waiting tasks and release them.
-            for index, party in enumerate(self._filling):
-                party.index = index
-                party.event.set()
-            self._filling.clear()
-            self._state = _DRAINING
+    def _trip(self) -> None:
+        # The filling tasks (all but the tripping one, which takes the last index)
+        # get their indices in arrival order, and one event wakes them all.
+        for index, ticket in enumerate(self._filling):
+            ticket[0] = index
+        self._filling = []
+        self._provisional = 0
+        self._state = _DRAINING
+        event, self._event = self._event, None
+        if event is not None:
+            event.set()
+
+    def _abandon(self, ticket: list[int], event: Event) -> None:
+        # The task leaves while waiting (cancelled): undo what its ticket holds.
+        index = ticket[0]
+        if index == _BLOCKED:
+            del self._blocked[_position(self._blocked, ticket)]
+        elif index == _FILLING_TICKET and not event.is_set():
+            position = _position(self._filling, ticket)
+            if position < self._provisional:
+                self._provisional -= 1
+            del self._filling[position]
             self._leave()
-            return self._parties - 1
-
-        party = _Party()
-        self._filling.append(party)
-        try:
-            await party.event.wait()
-        except BaseException:
-            if not party.event.is_set():
-                self._filling.remove(party)
+        elif index != _RECHECK:
+            # Released (by the trip, a reset or an abort) before it ran: it counts
+            # as having drained, and does not disturb the others.
             self._leave()
-            raise
-
-        broken = self._state is _BROKEN or self._state is _RESETTING
-        self._leave()
-        if broken:
-            raise BrokenBarrierError("barrier reset or aborted while waiting")
-        return party.index
 
     def _leave(self) -> None:
         self._count -= 1
-        if self._count == 0:
-            if self._state is _DRAINING or self._state is _RESETTING:
-                self._state = _FILLING
-            self._wake_blocked()
+        if self._count == 0 and (
+            self._state is _DRAINING or self._state is _RESETTING
+        ):
+            self._state = _FILLING
+            self._admit()
 
-    def _wake_blocked(self) -> None:
-        while self._blocked:
-            self._blocked.popleft().set()
+    def _admit(self) -> None:
+        # A drain or reset has ended: the tasks that arrived meanwhile take their
+        # places in arrival order, still asleep, where asyncio would wake them to
+        # arrive again (two waits per cycle instead of one). Until the next
+        # scheduling point, when asyncio's would have run, they are *provisional*: a
+        # reset() or abort() before then finds them not yet arrived and wakes them
+        # to arrive again, as asyncio does. More of them than can fill a cycle:
+        # all arrive again (the last of the first ``parties`` trips the barrier).
+        blocked = self._blocked
+        if not blocked:
+            return
+        self._blocked = []
+        event, self._next_event = self._next_event, None
+        assert event is not None
+        if len(blocked) >= self._parties:
+            for ticket in blocked:
+                ticket[0] = _RECHECK
+            event.set()
+            return
+
+        for ticket in blocked:
+            ticket[0] = _FILLING_TICKET
+        self._filling = blocked
+        self._event = event
+        self._count += len(blocked)
+        self._provisional = len(blocked)
+        self._admissions += 1
+        try:
+            call_soon(partial(self._settle, self._admissions))
+        except RuntimeError:  # pragma: no cover - the run is ending: nothing runs now
+            self._provisional = 0
+
+    def _settle(self, admission: int) -> None:
+        if admission == self._admissions:
+            self._provisional = 0
+
+    def _unadmit(self) -> None:
+        # Provisional tasks (see _admit) leave their places and will arrive again.
+        n = self._provisional
+        if n:
+            for ticket in self._filling[:n]:
+                ticket[0] = _RECHECK
+            del self._filling[:n]
+            self._count -= n
+            self._provisional = 0
 
     def _release_filling(self) -> None:
-        for party in self._filling:
-            party.event.set()
-        self._filling.clear()
+        # Wake the filling tasks: without a place, they raise BrokenBarrierError
+        # (provisional ones, made to arrive again by _unadmit, do that instead).
+        self._filling = []
+        self._provisional = 0
+        event, self._event = self._event, None
+        if event is not None:
+            event.set()
+
+    def _release_blocked(self) -> None:
+        for ticket in self._blocked:
+            ticket[0] = _RECHECK
+        self._blocked = []
+        event, self._next_event = self._next_event, None
+        if event is not None:
+            event.set()
 
     def reset(self) -> None:
         """
@@ -238,12 +405,14 @@ class Barrier:
 
         """
         self._serving.check()
+        self._unadmit()
         if self._count > 0:
             self._state = _RESETTING
             self._release_filling()
         else:
             self._state = _FILLING
-            self._wake_blocked()
+            self._release_filling()
+            self._admit()
 
     def abort(self) -> None:
         """
@@ -262,9 +431,10 @@ class Barrier:
 
         """
         self._serving.check()
+        self._unadmit()
         self._state = _BROKEN
         self._release_filling()
-        self._wake_blocked()
+        self._release_blocked()
 
     @property
     def parties(self) -> int:
@@ -274,7 +444,7 @@ class Barrier:
     @property
     def n_waiting(self) -> int:
         """The number of tasks waiting for the barrier to fill (0 unless filling)."""
-        return self._count if self._state is _FILLING else 0
+        return self._count - self._provisional if self._state is _FILLING else 0
 
     @property
     def broken(self) -> bool:

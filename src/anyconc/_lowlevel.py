@@ -12,17 +12,22 @@ for two hot-path ones:
 
 * the identity of the current event-loop run (:func:`current_run`), looked up by every
   operation of a run-portable object, and
-* a checkpoint (:func:`checkpoint`), the whole cost of an uncontended queue operation.
+* a checkpoint (:func:`checkpoint`), the whole cost of an uncontended queue operation,
+  and its two halves in trio's order (:func:`checkpoint_if_cancelled`, then
+  :func:`cancel_shielded_checkpoint` once the operation is done), which the queues
+  and the barrier use.
 
-All four are done here, through ``sniffio``, and nowhere else. So is the one mechanism
-by which run-portable objects keep state per run (:class:`PerRun`) or serve one run at a
-time (:class:`OneRunAtATime`): see "Per-run state" below.
+All of these are done here, through ``sniffio``, and nowhere else. So is the one
+mechanism by which run-portable objects keep state per run (:class:`PerRun`) or serve
+one run at a time (:class:`OneRunAtATime`): see "Per-run state" below.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import math
+import sys
 import threading
 import types
 import weakref
@@ -31,8 +36,13 @@ from typing import Any, Generic, TypeVar
 
 import sniffio
 from anyio import NoEventLoopError, sleep_forever
+from anyio import current_effective_deadline as anyio_current_effective_deadline
 from anyio import current_time as anyio_current_time
+from anyio.lowlevel import (
+    cancel_shielded_checkpoint as anyio_cancel_shielded_checkpoint,
+)
 from anyio.lowlevel import checkpoint as anyio_checkpoint
+from anyio.lowlevel import checkpoint_if_cancelled as anyio_checkpoint_if_cancelled
 from anyio.lowlevel import current_token
 
 __all__ = [
@@ -41,7 +51,10 @@ __all__ = [
     "RunRef",
     "call_in_run",
     "call_soon",
+    "cancel_shielded_checkpoint",
     "checkpoint",
+    "checkpoint_if_cancelled",
+    "checkpointed",
     "current_run",
     "current_run_or_none",
     "current_time",
@@ -50,6 +63,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+A = TypeVar("A")
+R = TypeVar("R")
 
 # asyncio keeps only weak references to tasks: hold the run-level tasks here until done.
 _asyncio_run_tasks: set[asyncio.Task[Any]] = set()
@@ -598,3 +613,170 @@ async def checkpoint() -> None:
         await _trio_checkpoint()
     else:  # pragma: no cover - any other AnyIO backend
         await anyio_checkpoint()
+
+
+# --- the two halves of a checkpoint, in trio's order -----------------------------------
+
+try:
+    # AnyIO's own record of each asyncio task's innermost cancel scope (what
+    # anyio.lowlevel.checkpoint_if_cancelled() reads on asyncio), read here through
+    # its dict of weak references; any change of these internals in a later AnyIO
+    # falls back to AnyIO's public check (see _asyncio_cancel_called).
+    from anyio._backends._asyncio import _task_states
+
+    _asyncio_task_states: dict[Any, Any] = _task_states.data  # type: ignore[attr-defined]
+except (ImportError, AttributeError):  # pragma: no cover
+    _asyncio_task_states = {}
+
+if sys.version_info >= (3, 12):
+    _asyncio_current_task = asyncio.current_task
+else:
+    # Before 3.12 asyncio.current_task() is Python code: read the C dict it reads.
+    _asyncio_current_tasks: dict[Any, Any] = getattr(
+        asyncio.tasks, "_current_tasks", {}
+    )
+
+    # Not current_run()'s lazily bound _get_running_loop: this one is bound at import.
+    _asyncio_running_loop = asyncio.events._get_running_loop
+
+    def _asyncio_current_task() -> asyncio.Task[Any] | None:
+        return _asyncio_current_tasks.get(_asyncio_running_loop())
+
+
+_weakref = weakref.ref
+_trio_checkpoint_if_cancelled: Callable[[], Awaitable[None]] | None = None
+_trio_cancel_shielded_checkpoint: Callable[[], Awaitable[None]] | None = None
+
+
+def _asyncio_cancel_called() -> bool:
+    # What AnyIO's asyncio checkpoint_if_cancelled() tests, without its backend lookup
+    # and coroutine layers: is a scope around this task, up to the first shielded one,
+    # cancelled? (A pending native Task.cancel() needs no check: it is raised by the
+    # next yield anyway.)
+    state = _asyncio_task_states.get(_weakref(_asyncio_current_task()))
+    if state is None:
+        # Not a task AnyIO knows (or other AnyIO internals): ask AnyIO.
+        return _asyncio_cancel_called_public()
+    try:
+        scope = state.cancel_scope
+        while scope is not None:
+            if scope._cancel_called:
+                return True
+            if scope._shield:
+                return False
+            scope = scope._parent_scope
+    except AttributeError:  # pragma: no cover - an AnyIO with other internals
+        return _asyncio_cancel_called_public()
+    return False
+
+
+def _asyncio_cancel_called_public() -> bool:  # pragma: no cover - see above
+    # AnyIO's effective deadline is -inf exactly when a scope around the task (up to
+    # the first shielded one) is cancelled.
+    return anyio_current_effective_deadline() == -math.inf
+
+
+def _bind_trio() -> None:
+    global _trio_checkpoint_if_cancelled, _trio_cancel_shielded_checkpoint
+    from trio.lowlevel import cancel_shielded_checkpoint as shielded
+    from trio.lowlevel import checkpoint_if_cancelled as if_cancelled
+
+    _trio_checkpoint_if_cancelled = if_cancelled
+    _trio_cancel_shielded_checkpoint = shielded
+
+
+async def checkpoint_if_cancelled() -> None:
+    """
+    Do what :func:`anyio.lowlevel.checkpoint_if_cancelled` does, with less overhead.
+
+    If the caller is in a cancelled scope, yield and raise the cancellation; otherwise
+    return at once, without yielding. The first half of a checkpoint in trio's order.
+
+    """
+    library = sniffio.current_async_library()
+    if library == "asyncio":
+        # AnyIO delivers the cancellation in the yield (it retries every iteration
+        # while a task of a cancelled scope runs); loop as AnyIO does until it has.
+        while _asyncio_cancel_called():
+            await _asyncio_yield()
+    elif library == "trio":
+        if _trio_checkpoint_if_cancelled is None:
+            _bind_trio()
+            assert _trio_checkpoint_if_cancelled is not None
+        await _trio_checkpoint_if_cancelled()
+    else:  # pragma: no cover - any other AnyIO backend
+        await anyio_checkpoint_if_cancelled()
+
+
+@types.coroutine
+def _asyncio_shielded_yield() -> Generator[None, None, None]:
+    # A bare yield, as in checkpoint(), but a cancellation that lands in it, whether
+    # from an AnyIO scope (delivered with Task.cancel()) or a native Task.cancel()
+    # (asyncio.timeout(), wait_for()), is not raised here: it is re-armed for the
+    # task's next yield, with the same message and cancel count, which is where a
+    # shielded scope would let it through. AnyIO's delivery loop sees it pending
+    # (Task._must_cancel) and does not cancel the task a second time.
+    try:
+        yield
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - a yield runs inside a task
+            raise
+        if sys.version_info >= (3, 11):
+            task.uncancel()
+        task.cancel(exc.args[0] if exc.args else None)
+
+
+async def cancel_shielded_checkpoint() -> None:
+    """
+    Do what :func:`anyio.lowlevel.cancel_shielded_checkpoint` does, with less overhead.
+
+    Yield to the scheduler once, without raising a cancellation: the second half of a
+    checkpoint in trio's order, after the operation. On asyncio a native
+    ``Task.cancel()`` that arrives during the yield is not raised here but re-armed
+    for the task's next yield (AnyIO's own shielded scope would let it through), so
+    an operation that completed never looks cancelled.
+
+    """
+    library = sniffio.current_async_library()
+    if library == "asyncio":
+        await _asyncio_shielded_yield()
+    elif library == "trio":
+        if _trio_cancel_shielded_checkpoint is None:
+            _bind_trio()
+            assert _trio_cancel_shielded_checkpoint is not None
+        await _trio_cancel_shielded_checkpoint()
+    else:  # pragma: no cover - any other AnyIO backend
+        await anyio_cancel_shielded_checkpoint()
+
+
+async def checkpointed(operation: Callable[[A], R], argument: A) -> R:
+    """
+    Return ``operation(argument)`` as a checkpoint in trio's order, in one dispatch.
+
+    :func:`checkpoint_if_cancelled`, then the synchronous operation, then
+    :func:`cancel_shielded_checkpoint`: the tasks that run in the yield see what the
+    operation did, and a cancelled caller has not done it. If the operation raises,
+    there is no yield (as trio's ``send()`` on a closed channel).
+
+    """
+    library = sniffio.current_async_library()
+    if library == "asyncio":
+        while _asyncio_cancel_called():
+            await _asyncio_yield()
+        result = operation(argument)
+        await _asyncio_shielded_yield()
+        return result
+
+    if library == "trio":
+        if _trio_checkpoint_if_cancelled is None:
+            _bind_trio()
+        await _trio_checkpoint_if_cancelled()  # type: ignore[misc]
+        result = operation(argument)
+        await _trio_cancel_shielded_checkpoint()  # type: ignore[misc]
+        return result
+
+    await anyio_checkpoint_if_cancelled()  # pragma: no cover - any other AnyIO backend
+    result = operation(argument)  # pragma: no cover
+    await anyio_cancel_shielded_checkpoint()  # pragma: no cover
+    return result  # pragma: no cover

@@ -17,7 +17,14 @@ from typing import Any, Generic, TypeVar
 
 from anyio import Event
 
-from ._lowlevel import OneRunAtATime, checkpoint, get_ident
+from ._lowlevel import (
+    OneRunAtATime,
+    cancel_shielded_checkpoint,
+    checkpoint,
+    checkpoint_if_cancelled,
+    checkpointed,
+    get_ident,
+)
 from ._util import check_number
 
 if sys.version_info >= (3, 11):
@@ -87,11 +94,22 @@ class Queue(Generic[T]):
       It is plain ``get()``: call :meth:`task_done` yourself if you also use
       :meth:`join`.
 
-    Beyond asyncio, and as in trio, every ``async`` method is a checkpoint: it yields to
-    the scheduler and raises the backend's cancellation exception if the caller is
-    cancelled, even when it would not block. A cancelled ``put()`` has not put its item
-    and a cancelled ``get()`` has not taken one, so cancellation never loses or
-    duplicates an item. Waiters are served in first-come, first-served order, like
+    Beyond asyncio, and as in trio, every ``async`` method is a checkpoint, even when it
+    would not block, in the order of trio's ``MemorySendChannel.send``: it checks for
+    cancellation (raising the backend's cancellation exception, having done nothing),
+    does the operation, then yields to the scheduler with the cancellation shielded.
+    So the tasks that run during that yield already see the item a ``put()`` added, or
+    the slot a ``get()`` freed (a blocked putter proceeds), and a cancellation that
+    arrives during it is raised at the caller's next checkpoint instead, the operation
+    having happened. On asyncio this holds for a native ``Task.cancel()`` too
+    (``asyncio.timeout()``, ``wait_for()``): it is re-armed for the next yield, with
+    its message and cancel count. A ``put()`` that finds the queue full, or a
+    ``get()`` that finds it empty, first yields once, as a full checkpoint, so that a
+    task already scheduled can make room or bring an item; then it waits if it still
+    must (the wait is cancellable), and once woken it completes without a further
+    yield. ``join()`` with unfinished items checks for cancellation, then waits. A cancelled ``put()`` has not put
+    its item and a cancelled ``get()`` has not taken one, so cancellation never loses
+    or duplicates an item. Waiters are served in first-come, first-served order, like
     asyncio (a task that calls ``get()`` while a woken getter has not run yet may take
     the item first; the woken one then waits again).
 
@@ -207,8 +225,9 @@ class Queue(Generic[T]):
         """
         Put an item into the queue, waiting while it is full.
 
-        This is a checkpoint even when the queue has room. If the caller is cancelled,
-        the item was not put.
+        This is a checkpoint even when the queue has room, in trio's order (see the
+        class docstring): tasks that run while it yields see the item. If it raises
+        the caller's cancellation, the item was not put.
 
         Example::
 
@@ -219,8 +238,17 @@ class Queue(Generic[T]):
             waiting for room)
 
         """
-        # A plain checkpoint first, then the synchronous operation: the cheapest way to
-        # be a checkpoint on every backend (AnyIO's memory streams do the same).
+        if not 0 < self._maxsize <= len(self._queue):
+            # trio's order (MemorySendChannel.send): check for cancellation, put, then
+            # yield shielded, so that the tasks running in that yield see the item.
+            await checkpointed(self.put_nowait, item)
+            return
+
+        # Full: wait, and the wait is the checkpoint; once there is room the item is
+        # put without a further yield. A plain checkpoint comes first, so that a
+        # consumer already scheduled can make room before this task blocks (without
+        # it, a producer and a consumer in step block on every other item on trio,
+        # whose scheduler runs a batch of ready tasks in either order).
         await checkpoint()
         while 0 < self._maxsize <= len(self._queue):
             self._serving.check()
@@ -270,8 +298,9 @@ class Queue(Generic[T]):
         """
         Remove and return an item, waiting while the queue is empty.
 
-        This is a checkpoint even when an item is available. If the caller is
-        cancelled, no item was taken.
+        This is a checkpoint even when an item is available, in trio's order (see the
+        class docstring): tasks that run while it yields see the freed slot. If it
+        raises the caller's cancellation, no item was taken.
 
         Example::
 
@@ -282,6 +311,12 @@ class Queue(Generic[T]):
             happens while waiting)
 
         """
+        if self._queue:
+            # trio's order, as put(): the freed slot is visible in the yield.
+            return await checkpointed(_get_nowait, self)
+
+        # Empty: wait (a plain checkpoint first, as in put()), then take the item
+        # without a further yield.
         await checkpoint()
         while not self._queue:
             self._serving.check()
@@ -361,7 +396,7 @@ class Queue(Generic[T]):
         """
         Wait until every item put has been marked done with :meth:`task_done`.
 
-        Returns at once (after a checkpoint) if nothing is unfinished. Shutting the
+        Returns at once (after a checkpoint, in trio's order) if nothing is unfinished. Shutting the
         queue down does not by itself end a ``join()``; ``shutdown(immediate=True)``
         does if the discarded items were the only unfinished ones.
 
@@ -371,8 +406,10 @@ class Queue(Generic[T]):
 
         """
         self._serving.check()
-        await checkpoint()
-        if self._unfinished_tasks > 0:
+        await checkpoint_if_cancelled()
+        if self._unfinished_tasks == 0:
+            await cancel_shielded_checkpoint()
+        else:
             waiter = Event()
             self._join_waiters.append(waiter)
             try:
@@ -429,6 +466,10 @@ class Queue(Generic[T]):
             return await self.get()
         except QueueShutDown:
             raise StopAsyncIteration from None
+
+
+def _get_nowait(queue: Queue[T]) -> T:
+    return queue.get_nowait()
 
 
 class PriorityQueue(Queue[T]):
