@@ -572,7 +572,11 @@ async def test_cancelled_during_the_yield_the_operation_stands(op: str) -> None:
             tg.start_soon(canceller)
             await anyio.wait_all_tasks_blocked()
             go.set()
-            results.append(await q.put(6) if op == "put" else await q.get())
+            if op == "put":
+                await q.put(6)
+                results.append(None)
+            else:
+                results.append(await q.get())
             await anyio.lowlevel.checkpoint()
             results.append("not reached")
     assert scope.cancelled_caught
