@@ -68,6 +68,11 @@ from ._processes import AsyncExecutor as AsyncExecutor
 from ._processes import run_in_executor as run_in_executor
 from ._processes import run_in_process as run_in_process
 
+# --- thread bridge ---
+from ._bridge import asyncify as asyncify
+from ._bridge import run_from_thread as run_from_thread
+from ._bridge import syncify as syncify
+
 __all__ = [
     # --- tasks ---
     "Task",
@@ -119,4 +124,8 @@ __all__ = [
     "AsyncExecutor",
     "run_in_executor",
     "run_in_process",
+    # --- thread bridge ---
+    "asyncify",
+    "run_from_thread",
+    "syncify",
 ]

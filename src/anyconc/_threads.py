@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from concurrent.futures import CancelledError
 from functools import partial
 from inspect import iscoroutine, iscoroutinefunction
 from typing import ParamSpec, TypeVar
@@ -11,6 +12,7 @@ import anyio
 import anyio.to_thread
 from anyio.lowlevel import checkpoint_if_cancelled
 
+from ._bridge import Link
 from ._runtoken import PerRun
 from ._util import check_optional_str
 
@@ -62,10 +64,16 @@ async def run_in_threadpool(
 
     """
     _check_sync_callable(func, "run_in_threadpool")
-    if kwargs:
-        result = await anyio.to_thread.run_sync(partial(func, *args, **kwargs))
-    else:
-        result = await anyio.to_thread.run_sync(func, *args)
+    try:
+        if kwargs:
+            result = await anyio.to_thread.run_sync(partial(func, *args, **kwargs))
+        else:
+            result = await anyio.to_thread.run_sync(func, *args)
+    except CancelledError:
+        # The thread let out the error of a call back into the loop that was cancelled
+        # with this caller (see run_from_thread): deliver the caller's cancellation.
+        await checkpoint_if_cancelled()
+        raise
 
     # The wait for the thread is shielded, so AnyIO returns the result even if the
     # caller was cancelled meanwhile: deliver that cancellation here, on every backend.
@@ -173,10 +181,24 @@ class ThreadPool:
 
         """
         _check_sync_callable(func, "ThreadPool.run")
-        call = partial(func, *args, **kwargs) if kwargs else partial(func, *args)
-        result = await anyio.to_thread.run_sync(
-            call, abandon_on_cancel=self.cancellable, limiter=self._limiter.get()
+        call: Callable[[], T] = (
+            partial(func, *args, **kwargs) if kwargs else partial(func, *args)
         )
+        link = None
+        if self.cancellable:
+            # An abandoned thread's calls back into the loop are cancelled with it.
+            link = Link()
+            call = link.wrap(call)
+        try:
+            result = await anyio.to_thread.run_sync(
+                call, abandon_on_cancel=self.cancellable, limiter=self._limiter.get()
+            )
+        except BaseException as exc:
+            if link is not None:
+                link.cancel()
+            if isinstance(exc, CancelledError):
+                await checkpoint_if_cancelled()  # as in run_in_threadpool
+            raise
         # As in run_in_threadpool: a cancellation that arrived while the (shielded)
         # call ran is delivered now, instead of at the caller's next checkpoint.
         await checkpoint_if_cancelled()
