@@ -73,6 +73,22 @@ from ._bridge import asyncify as asyncify
 from ._bridge import run_from_thread as run_from_thread
 from ._bridge import syncify as syncify
 
+# --- instrumentation ---
+from ._instrument import BackgroundDrainFinished as BackgroundDrainFinished
+from ._instrument import BackgroundDrainStarted as BackgroundDrainStarted
+from ._instrument import BackgroundTaskFailed as BackgroundTaskFailed
+from ._instrument import BackgroundTaskStarted as BackgroundTaskStarted
+from ._instrument import CircuitStateChanged as CircuitStateChanged
+from ._instrument import FanOutProgress as FanOutProgress
+from ._instrument import InstrumentEvent as InstrumentEvent
+from ._instrument import LoggingObserver as LoggingObserver
+from ._instrument import Observer as Observer
+from ._instrument import RetryGaveUp as RetryGaveUp
+from ._instrument import RetryScheduled as RetryScheduled
+from ._instrument import logging_observer as logging_observer
+from ._instrument import subscribe as subscribe
+from ._instrument import unsubscribe as unsubscribe
+
 __all__ = [
     # --- tasks ---
     "Task",
@@ -128,4 +144,19 @@ __all__ = [
     "asyncify",
     "run_from_thread",
     "syncify",
+    # --- instrumentation ---
+    "BackgroundDrainFinished",
+    "BackgroundDrainStarted",
+    "BackgroundTaskFailed",
+    "BackgroundTaskStarted",
+    "CircuitStateChanged",
+    "FanOutProgress",
+    "InstrumentEvent",
+    "LoggingObserver",
+    "Observer",
+    "RetryGaveUp",
+    "RetryScheduled",
+    "logging_observer",
+    "subscribe",
+    "unsubscribe",
 ]

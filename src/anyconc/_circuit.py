@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-import logging
 import math
 import sys
 import weakref
@@ -17,8 +16,10 @@ import anyio
 from anyio import NoEventLoopError, get_cancelled_exc_class
 from anyio.lowlevel import checkpoint
 
+from . import _instrument
+from ._instrument import CircuitStateChanged
 from ._runtoken import current_run
-from ._util import callable_name
+from ._util import callable_name, check_optional_str
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -31,8 +32,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 CircuitState: TypeAlias = Literal["closed", "open", "half-open"]
-
-logger = logging.getLogger("anyconc")
 
 # A call's admission: the breaker's generation when it was let in, and whether it is a
 # half-open trial call. Outcomes of calls let in under an earlier generation (before the
@@ -151,6 +150,8 @@ class CircuitBreaker:
     :param half_open_max_calls: trial calls let through at the same time while half-open
         (``>= 1``)
     :param expected: the exception type, or tuple of types, that count as failures
+    :param name: a name (the dependency it guards), used in logs, events
+        (:class:`~anyconc.CircuitStateChanged`), statistics and the repr
     :raises TypeError: if an argument has the wrong type
     :raises ValueError: if a numeric argument is out of range
 
@@ -162,6 +163,7 @@ class CircuitBreaker:
         "_failures",
         "_generation",
         "_half_open_max_calls",
+        "_name",
         "_opened_at",
         "_recovery_timeout",
         "_run",
@@ -176,7 +178,10 @@ class CircuitBreaker:
         recovery_timeout: float = 60.0,
         half_open_max_calls: int = 1,
         expected: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        name: str | None = None,
     ) -> None:
+        check_optional_str("name", name)
+        self._name = name
         self._failure_threshold = _check_int("failure_threshold", failure_threshold)
         if isinstance(recovery_timeout, bool) or not isinstance(
             recovery_timeout, (int, float)
@@ -210,6 +215,11 @@ class CircuitBreaker:
         self._trials = 0
         self._generation = 0
         self._run: weakref.ref[object] | None = None
+
+    @property
+    def name(self) -> str | None:
+        """The breaker's name, or ``None``."""
+        return self._name
 
     @property
     def failure_threshold(self) -> int:
@@ -292,7 +302,7 @@ class CircuitBreaker:
             self._state = "half-open"
             self._trials = 0
             self._generation += 1
-            logger.info("circuit breaker %#x is half-open", id(self))
+            self._changed("open", "recovery timeout elapsed")
 
         if self._state == "half-open":
             if self._trials >= self._half_open_max_calls:
@@ -326,9 +336,7 @@ class CircuitBreaker:
                 self._failures = 0
                 self._trials = 0
                 self._generation += 1
-                logger.info(
-                    "circuit breaker %#x closed: a trial call succeeded", id(self)
-                )
+                self._changed("half-open", "a trial call succeeded")
             else:
                 self._failures = 0
             return
@@ -346,17 +354,23 @@ class CircuitBreaker:
                 self._open(f"{self._failures} consecutive failures")
 
     def _open(self, why: str) -> None:
+        previous = self._state
         self._state = "open"
         self._opened_at = anyio.current_time()
         self._failures = 0
         self._trials = 0
         self._generation += 1
-        logger.warning(
-            "circuit breaker %#x opened for %ss: %s",
-            id(self),
-            self._recovery_timeout,
-            why,
-        )
+        self._changed(previous, why)
+
+    def _changed(self, previous: CircuitState, why: str) -> None:
+        # Logged by the built-in logging observer, like every observer's.
+        if observers := _instrument.listeners[CircuitStateChanged]:
+            _instrument.emit(
+                observers,
+                CircuitStateChanged(
+                    self._name, previous, self._state, why, self._recovery_timeout
+                ),
+            )
 
     # --- the three ways in ---
 

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sized
 from contextlib import asynccontextmanager
 from inspect import CORO_CREATED, getcoroutinestate, isawaitable, iscoroutine
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import anyio
 from anyio import get_cancelled_exc_class
 from anyio.lowlevel import checkpoint
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from ._tasks import Task
+from . import _instrument
+from ._instrument import FanOutProgress
+from ._tasks import _FAILED, Task
 
 __all__ = ["amap", "as_completed", "gather"]
 
@@ -53,6 +55,33 @@ def _close_unstarted(aws: Iterable[object]) -> None:
 
 async def _await(aw: Awaitable[T]) -> T:
     return await aw
+
+
+class _Progress:
+    """Counts a fan-out's finished children and emits :class:`FanOutProgress`."""
+
+    __slots__ = ("done", "failed", "observers", "operation", "total")
+
+    def __init__(
+        self,
+        observers: tuple[_instrument.Observer, ...],
+        operation: Literal["gather", "amap", "as_completed"],
+        total: int | None,
+    ) -> None:
+        self.observers = observers
+        self.operation: Literal["gather", "amap", "as_completed"] = operation
+        self.total = total
+        self.done = 0
+        self.failed = 0
+
+    def report(self, failed: bool) -> None:
+        self.done += 1
+        if failed:
+            self.failed += 1
+        _instrument.emit(
+            self.observers,
+            FanOutProgress(self.operation, self.done, self.failed, self.total),
+        )
 
 
 async def gather(
@@ -96,14 +125,22 @@ async def gather(
         await checkpoint()
         return results
 
+    observers = _instrument.listeners[FanOutProgress]
+    progress = _Progress(observers, "gather", count) if observers else None
+
     async def run_one(index: int) -> None:
         try:
             results[index] = await aws[index]
         except Exception as exc:
+            if progress is not None:
+                progress.report(True)
             if not return_exceptions:
                 raise
 
             results[index] = exc
+        else:
+            if progress is not None:
+                progress.report(False)
 
     try:
         async with anyio.create_task_group() as group:
@@ -184,6 +221,12 @@ async def amap(
 
     results: list[Any] = []
     next_start = -math.inf
+    observers = _instrument.listeners[FanOutProgress]
+    progress = (
+        _Progress(observers, "amap", len(items) if isinstance(items, Sized) else None)
+        if observers
+        else None
+    )
 
     async def call(index: int, item: A) -> None:
         nonlocal next_start
@@ -194,7 +237,16 @@ async def amap(
             if start > now:
                 await anyio.sleep_until(start)
 
-        results[index] = await func(item)
+        if progress is None:
+            results[index] = await func(item)
+            return
+
+        try:
+            results[index] = await func(item)
+        except Exception:
+            progress.report(True)
+            raise
+        progress.report(False)
 
     async with anyio.create_task_group() as group:
         if limit is None:
@@ -272,6 +324,16 @@ async def as_completed(
     tasks = [Task(aw if iscoroutine(aw) else _await(aw), None) for aw in aws]
     for task in tasks:
         task._on_finish = send.send_nowait
+    if observers := _instrument.listeners[FanOutProgress]:
+        progress = _Progress(observers, "as_completed", len(tasks))
+
+        def finished(task: Task[T]) -> None:
+            if not task.cancelled():
+                progress.report(task._state == _FAILED)
+            send.send_nowait(task)
+
+        for task in tasks:
+            task._on_finish = finished
 
     async def run(task: Task[T]) -> None:
         await task._run(propagate=False)
