@@ -89,6 +89,16 @@ from ._instrument import logging_observer as logging_observer
 from ._instrument import subscribe as subscribe
 from ._instrument import unsubscribe as unsubscribe
 
+# --- statistics ---
+from ._stats import AsyncEventStatistics as AsyncEventStatistics
+from ._stats import AsyncLazyStatistics as AsyncLazyStatistics
+from ._stats import BackgroundTasksStatistics as BackgroundTasksStatistics
+from ._stats import BarrierStatistics as BarrierStatistics
+from ._stats import CircuitBreakerStatistics as CircuitBreakerStatistics
+from ._stats import QueueStatistics as QueueStatistics
+from ._stats import RateLimiterStatistics as RateLimiterStatistics
+from ._stats import ThreadPoolStatistics as ThreadPoolStatistics
+
 __all__ = [
     # --- tasks ---
     "Task",
@@ -159,4 +169,30 @@ __all__ = [
     "logging_observer",
     "subscribe",
     "unsubscribe",
+    # --- statistics ---
+    "AsyncEventStatistics",
+    "AsyncLazyStatistics",
+    "BackgroundTasksStatistics",
+    "BarrierStatistics",
+    "CircuitBreakerStatistics",
+    "QueueStatistics",
+    "RateLimiterStatistics",
+    "ThreadPoolStatistics",
 ]
+
+
+def _set_public_module() -> None:
+    # Every exported class and function says it lives in "anyconc" (what users import,
+    # and what reprs, tracebacks, docs and pickles show), not in its private module.
+    # Only anyconc's own objects: a class re-exported from AnyIO keeps its module.
+    import inspect
+
+    for _name in __all__:
+        obj = globals()[_name]
+        if (inspect.isclass(obj) or inspect.isfunction(obj)) and getattr(
+            obj, "__module__", ""
+        ).startswith("anyconc._"):
+            obj.__module__ = __name__
+
+
+_set_public_module()

@@ -22,6 +22,7 @@ from ._instrument import (
     BackgroundTaskStarted,
 )
 from ._lowlevel import current_run, current_time, spawn_run_task
+from ._stats import BackgroundTasksStatistics
 from ._tasks import _FAILED, Task, check_coroutine
 from ._util import check_optional_str, check_shutdown_timeout
 
@@ -207,6 +208,24 @@ class BackgroundTasks:
         self._n_finished = 0
         self._n_failed = 0
         self._n_cancelled_at_shutdown = 0
+
+    def statistics(self) -> BackgroundTasksStatistics:
+        """
+        Return a snapshot of the supervisor's state and its counters.
+
+        :return: its name, whether it accepts tasks, the tasks running, and the tasks
+            started, finished, failed and cancelled at shutdown since it was made
+
+        """
+        return BackgroundTasksStatistics(
+            self.name,
+            self._accepting,
+            len(self._tasks),
+            self._n_started,
+            self._n_finished,
+            self._n_failed,
+            self._n_cancelled_at_shutdown,
+        )
 
     def __repr__(self) -> str:
         return f"<BackgroundTasks name={self.name!r} active={len(self._tasks)}>"

@@ -9,6 +9,8 @@ from types import TracebackType
 from anyio import Event
 from anyio.lowlevel import checkpoint
 
+from ._stats import BarrierStatistics
+
 __all__ = ["Barrier", "BrokenBarrierError"]
 
 
@@ -118,6 +120,15 @@ class Barrier:
         self._filling: list[_Party] = []
         # Tasks that arrived during a drain or reset, waiting for it to end.
         self._blocked: deque[Event] = deque()
+
+    def statistics(self) -> BarrierStatistics:
+        """
+        Return a snapshot of the barrier's state.
+
+        :return: its parties, the tasks waiting and whether it is broken
+
+        """
+        return BarrierStatistics(self._parties, self.n_waiting, self.broken)
 
     def __repr__(self) -> str:
         extra = self._state.value

@@ -19,6 +19,7 @@ from anyio.lowlevel import checkpoint
 from . import _instrument
 from ._instrument import CircuitStateChanged
 from ._runtoken import current_run
+from ._stats import CircuitBreakerStatistics
 from ._util import callable_name, check_optional_str
 
 if sys.version_info >= (3, 11):
@@ -168,6 +169,7 @@ class CircuitBreaker:
         "_recovery_timeout",
         "_run",
         "_state",
+        "_times_opened",
         "_trials",
     )
 
@@ -215,6 +217,7 @@ class CircuitBreaker:
         self._trials = 0
         self._generation = 0
         self._run: weakref.ref[object] | None = None
+        self._times_opened = 0
 
     @property
     def name(self) -> str | None:
@@ -265,9 +268,39 @@ class CircuitBreaker:
 
         return self._state
 
+    def statistics(self) -> CircuitBreakerStatistics:
+        """
+        Return a snapshot of the breaker's state.
+
+        :return: its name, state (as :attr:`state`), failure count and threshold, trial
+            calls in flight, recovery timeout, the seconds until it lets a trial call
+            through, and how many times it has opened
+
+        """
+        state = self.state
+        retry_after = 0.0
+        if state == "open":
+            try:
+                retry_after = max(
+                    0.0, self._opened_at + self._recovery_timeout - self._now()
+                )
+            except NoEventLoopError:
+                retry_after = self._recovery_timeout  # restarts in full in a new run
+
+        return CircuitBreakerStatistics(
+            self._name,
+            state,
+            self._failures,
+            self._failure_threshold,
+            self._trials if state == "half-open" else 0,
+            self._recovery_timeout,
+            retry_after,
+            self._times_opened,
+        )
+
     def __repr__(self) -> str:
         return (
-            f"<{type(self).__qualname__} state={self._state!r} "
+            f"<{type(self).__qualname__} name={self._name!r} state={self._state!r} "
             f"failures={self._failures}/{self._failure_threshold}>"
         )
 
@@ -356,6 +389,7 @@ class CircuitBreaker:
     def _open(self, why: str) -> None:
         previous = self._state
         self._state = "open"
+        self._times_opened += 1
         self._opened_at = anyio.current_time()
         self._failures = 0
         self._trials = 0

@@ -10,6 +10,7 @@ import anyio
 from anyio.lowlevel import checkpoint
 
 from ._runtoken import current_run
+from ._stats import AsyncEventStatistics
 
 __all__ = ["AsyncEvent"]
 
@@ -61,6 +62,16 @@ class AsyncEvent:
     def __init__(self) -> None:
         self._flag = False
         self._generation: _Generation | None = None
+
+    def statistics(self) -> AsyncEventStatistics:
+        """
+        Return a snapshot of the event's state.
+
+        :return: whether it is set, and how many tasks wait for it
+
+        """
+        waiters = 0 if self._generation is None else self._generation.waiters
+        return AsyncEventStatistics(self._flag, waiters)
 
     def __repr__(self) -> str:
         waiters = 0 if self._generation is None else self._generation.waiters

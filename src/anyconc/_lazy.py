@@ -12,13 +12,14 @@ import weakref
 from collections.abc import Awaitable, Callable
 from numbers import Real
 from types import TracebackType
-from typing import Final, Generic, TypeVar, cast
+from typing import Final, Generic, Literal, TypeVar, cast
 
 import anyio
 from anyio.lowlevel import checkpoint_if_cancelled
 
 from ._lowlevel import spawn_run_task
 from ._runtoken import current_run
+from ._stats import AsyncLazyStatistics
 
 __all__ = ["AsyncLazy"]
 
@@ -170,6 +171,26 @@ class AsyncLazy(Generic[T]):
         self._computed_at = -math.inf
         self._value_run: weakref.ref[object] | None = None
         self._attempt: _Attempt[T] | None = None
+
+    def statistics(self) -> AsyncLazyStatistics:
+        """
+        Return a snapshot of the lazy value's state.
+
+        :return: ``"cached"``, ``"computing"`` or ``"unset"``, whether a fresh value is
+            cached (:meth:`is_set`), the callers waiting for a computation in flight,
+            and the ``ttl``
+
+        """
+        attempt = self._attempt
+        state: Literal["cached", "computing", "unset"]
+        if self._value is not _MISSING:
+            state = "cached"
+        elif attempt is not None:
+            state = "computing"
+        else:
+            state = "unset"
+        waiters = 0 if attempt is None else attempt.waiters
+        return AsyncLazyStatistics(state, self.is_set(), waiters, self._ttl)
 
     def __repr__(self) -> str:
         func = getattr(self._func, "__qualname__", None) or repr(self._func)

@@ -16,7 +16,8 @@ from anyio.lowlevel import checkpoint
 
 from ._background import BackgroundTask, create_background_task
 from ._runtoken import PerRun, current_run
-from ._util import callable_name
+from ._stats import RateLimiterStatistics
+from ._util import callable_name, check_optional_str
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -89,14 +90,19 @@ class RateLimiter:
 
     :param rate: entries allowed per ``per`` seconds (a positive number)
     :param per: the length of the window, in seconds (a positive number)
+    :param name: a name, used in the repr and statistics
     :raises TypeError: if an argument is not a number
     :raises ValueError: if an argument is not positive and finite
 
     """
 
-    __slots__ = ("_capacity", "_per", "_rate", "_state", "_window")
+    __slots__ = ("_capacity", "_name", "_per", "_rate", "_state", "_window")
 
-    def __init__(self, rate: float, per: float = 1.0) -> None:
+    def __init__(
+        self, rate: float, per: float = 1.0, *, name: str | None = None
+    ) -> None:
+        check_optional_str("name", name)
+        self._name = name
         self._rate = _check_number("rate", rate, positive=True)
         self._per = _check_number("per", per, positive=True)
         if self._rate.is_integer():
@@ -119,8 +125,44 @@ class RateLimiter:
         """The length of the window, in seconds."""
         return self._per
 
+    @property
+    def name(self) -> str | None:
+        """The limiter's name, or ``None``."""
+        return self._name
+
+    def statistics(self) -> RateLimiterStatistics:
+        """
+        Return a snapshot of the limiter's state, in the current run.
+
+        :return: its name, rate and window, the entries let in within the current
+            window, and the tasks waiting (outside a run: those of the latest run, all
+            its recorded entries counted)
+
+        """
+        try:
+            state: _LimiterState | None = self._state.get()
+            now = anyio.current_time()
+        except NoEventLoopError:
+            state = self._state.peek()
+            now = math.inf
+        if state is None:
+            return RateLimiterStatistics(self._name, self._rate, self._per, 0, 0)
+
+        start = now - self._window
+        admitted = (
+            sum(1 for t in state.admitted if t > start)
+            if now != math.inf
+            else (len(state.admitted))
+        )
+        return RateLimiterStatistics(
+            self._name, self._rate, self._per, admitted, len(state.waiters)
+        )
+
     def __repr__(self) -> str:
-        return f"{type(self).__qualname__}(rate={self._rate!r}, per={self._per!r})"
+        name = "" if self._name is None else f", name={self._name!r}"
+        return (
+            f"{type(self).__qualname__}(rate={self._rate!r}, per={self._per!r}{name})"
+        )
 
     def _next_slot(self, state: _LimiterState, now: float) -> float:
         if len(state.admitted) < self._capacity:
@@ -299,15 +341,19 @@ class Debouncer:
             save_later(save, doc)   # saved once, 0.5 s after the typing stops
 
     :param delay: seconds of quiet before the run (a non-negative finite number)
+    :param name: a name, used in the repr and as the name of its runs' background
+        tasks (so in their log lines and events)
     :raises TypeError: if ``delay`` is not a number
     :raises ValueError: if ``delay`` is negative or not finite
 
     """
 
-    __slots__ = ("_delay", "_pending", "_run", "_running")
+    __slots__ = ("_delay", "_name", "_pending", "_run", "_running")
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, *, name: str | None = None) -> None:
         self._delay = _check_number("delay", delay, positive=False)
+        check_optional_str("name", name)
+        self._name = name
         self._pending: _Run | None = None
         self._running: _Run | None = None
         self._run: weakref.ref[object] | None = None
@@ -322,8 +368,14 @@ class Debouncer:
         """``True`` if a run is scheduled and has not started yet."""
         return self._pending is not None and self._current_run_is_ours()
 
+    @property
+    def name(self) -> str | None:
+        """The debouncer's name (also its runs' task name), or ``None``."""
+        return self._name
+
     def __repr__(self) -> str:
-        return f"{type(self).__qualname__}({self._delay!r})"
+        name = "" if self._name is None else f", name={self._name!r}"
+        return f"{type(self).__qualname__}({self._delay!r}{name})"
 
     def _current_run_is_ours(self) -> bool:
         try:
@@ -378,7 +430,9 @@ class Debouncer:
         scheduled = _Run()
         scheduled.handle = create_background_task(
             self._fire(scheduled, func, args),
-            name=f"anyconc.Debouncer({callable_name(func)})",
+            name=f"anyconc.Debouncer({callable_name(func)})"
+            if self._name is None
+            else self._name,
         )
         self._pending = scheduled
 

@@ -14,6 +14,7 @@ from anyio.lowlevel import checkpoint_if_cancelled
 
 from ._bridge import Link
 from ._runtoken import PerRun
+from ._stats import ThreadPoolStatistics
 from ._util import check_optional_str
 
 __all__ = ["ThreadPool", "iterate_in_threadpool", "run_in_threadpool"]
@@ -203,6 +204,26 @@ class ThreadPool:
         # call ran is delivered now, instead of at the caller's next checkpoint.
         await checkpoint_if_cancelled()
         return result
+
+    def statistics(self) -> ThreadPoolStatistics:
+        """
+        Return a snapshot of the pool's state, in the current run.
+
+        :return: its name and limit, the calls holding a slot and those waiting for one
+            (outside a run: those of the latest run), and its cancellation policy
+
+        """
+        try:
+            limiter: anyio.CapacityLimiter | None = self._limiter.get()
+        except anyio.NoEventLoopError:
+            limiter = self._limiter.peek()
+        running = waiting = 0
+        if limiter is not None:
+            stats = limiter.statistics()
+            running, waiting = stats.borrowed_tokens, stats.tasks_waiting
+        return ThreadPoolStatistics(
+            self.name, self.max_workers, running, waiting, self.cancellable
+        )
 
     def __repr__(self) -> str:
         return (
