@@ -80,7 +80,7 @@ class _Progress:
             self.failed += 1
         _instrument.emit(
             self.observers,
-            FanOutProgress(self.operation, self.done, self.failed, self.total),
+            FanOutProgress(self.operation, self.done, self.failed, self.total, failed),
         )
 
 

@@ -193,6 +193,7 @@ class FanOutProgress(InstrumentEvent):
     :attr failed: of those, how many raised
     :attr total: how many children there are (``None`` for :func:`amap` over an
         iterable without a length)
+    :attr child_failed: whether the child that just finished raised
     """
 
     kind: ClassVar[str] = "fanout.progress"
@@ -200,6 +201,7 @@ class FanOutProgress(InstrumentEvent):
     done: int
     failed: int
     total: int | None
+    child_failed: bool
 
 
 #: An observer: any callable taking one event. Its return value is ignored.
