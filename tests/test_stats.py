@@ -293,3 +293,17 @@ def test_every_exported_name_lives_in_anyconc() -> None:
             assert getattr(anyconc, obj.__name__) is obj
     assert anyconc.Lock.__module__ == "anyconc"
     assert anyio.Lock.__module__ != "anyconc"
+
+
+def test_type_hints_of_exported_classes_still_resolve() -> None:
+    # __module__ is "anyconc", where e.g. Literal is not defined: the annotations were
+    # resolved in their own module before it was changed.
+    import typing
+
+    for name in anyconc.__all__:
+        obj = getattr(anyconc, name)
+        if inspect.isclass(obj):
+            typing.get_type_hints(obj)
+    hints = typing.get_type_hints(CircuitBreakerStatistics)
+    assert hints["state"] == typing.Literal["closed", "open", "half-open"]
+    assert hints["name"] == (str | None)

@@ -186,13 +186,29 @@ def _set_public_module() -> None:
     # and what reprs, tracebacks, docs and pickles show), not in its private module.
     # Only anyconc's own objects: a class re-exported from AnyIO keeps its module.
     import inspect
+    import sys
+    import typing
 
     for _name in __all__:
         obj = globals()[_name]
-        if (inspect.isclass(obj) or inspect.isfunction(obj)) and getattr(
+        if not (inspect.isclass(obj) or inspect.isfunction(obj)) or not getattr(
             obj, "__module__", ""
         ).startswith("anyconc._"):
-            obj.__module__ = __name__
+            continue
+
+        own = inspect.get_annotations(obj) if inspect.isclass(obj) else {}
+        if own:
+            # typing.get_type_hints() resolves a class's string annotations in the
+            # module its __module__ names: resolve them now, in their own module.
+            try:
+                hints = typing.get_type_hints(
+                    obj, vars(sys.modules[obj.__module__]), include_extras=True
+                )
+            except Exception:  # pragma: no cover - a name only known to type checkers
+                pass
+            else:
+                obj.__annotations__ = {key: hints[key] for key in own if key in hints}
+        obj.__module__ = __name__
 
 
 _set_public_module()
