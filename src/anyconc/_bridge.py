@@ -21,7 +21,7 @@ import inspect
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import CancelledError
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -30,6 +30,9 @@ from anyio import CancelScope, get_cancelled_exc_class
 from anyio.lowlevel import EventLoopToken, current_token
 
 from ._util import callable_name
+
+if TYPE_CHECKING:
+    from ._threads import ThreadPool
 
 __all__ = ["Link", "asyncify", "run_from_thread", "syncify"]
 
@@ -291,7 +294,7 @@ def syncify(func: Callable[P, Awaitable[T]]) -> Callable[P, T]:
 
 
 def asyncify(
-    func: Callable[P, T], *, pool: Any = None
+    func: Callable[P, T], *, pool: ThreadPool | None = None
 ) -> Callable[P, Coroutine[Any, Any, T]]:
     """
     Make a blocking function awaitable: each call runs it in a worker thread.
