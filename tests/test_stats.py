@@ -54,8 +54,8 @@ def test_statistics_outside_any_run() -> None:
     assert Queue[int](name="q").statistics() == QueueStatistics(
         "q", 0, 0, 0, 0, 0, 0, False
     )
-    assert AsyncEvent().statistics() == AsyncEventStatistics(False, 0)
-    assert Barrier(2).statistics() == BarrierStatistics(2, 0, False)
+    assert AsyncEvent().statistics() == AsyncEventStatistics(None, False, 0)
+    assert Barrier(2).statistics() == BarrierStatistics(None, 2, 0, False)
     assert BackgroundTasks(name="b").statistics() == BackgroundTasksStatistics(
         "b", False, 0, 0, 0, 0, 0
     )
@@ -100,27 +100,27 @@ async def test_queue_statistics(cls: type[Queue[int]]) -> None:
 
 
 async def test_barrier_statistics() -> None:
-    barrier = Barrier(3)
+    barrier = Barrier(3, name="sync")
     async with anyio.create_task_group() as tg:
         tg.start_soon(barrier.wait)
         tg.start_soon(barrier.wait)
         await anyio.wait_all_tasks_blocked()
-        assert barrier.statistics() == BarrierStatistics(3, 2, False)
+        assert barrier.statistics() == BarrierStatistics("sync", 3, 2, False)
         await barrier.wait()
-    assert barrier.statistics() == BarrierStatistics(3, 0, False)
+    assert barrier.statistics() == BarrierStatistics("sync", 3, 0, False)
     barrier.abort()
-    assert barrier.statistics() == BarrierStatistics(3, 0, True)
+    assert barrier.statistics() == BarrierStatistics("sync", 3, 0, True)
 
 
 async def test_async_event_statistics() -> None:
-    event = AsyncEvent()
+    event = AsyncEvent(name="ready")
     async with anyio.create_task_group() as tg:
         tg.start_soon(event.wait)
         tg.start_soon(event.wait)
         await anyio.wait_all_tasks_blocked()
-        assert event.statistics() == AsyncEventStatistics(False, 2)
+        assert event.statistics() == AsyncEventStatistics("ready", False, 2)
         event.set()
-    assert event.statistics() == AsyncEventStatistics(True, 0)
+    assert event.statistics() == AsyncEventStatistics("ready", True, 0)
 
 
 @pytest.mark.virtual_time
@@ -131,17 +131,19 @@ async def test_async_lazy_statistics() -> None:
         await release.wait()
         return 42
 
-    lazy = AsyncLazy(compute, ttl=10)
-    assert lazy.statistics() == AsyncLazyStatistics("unset", False, 0, 10.0)
+    lazy = AsyncLazy(compute, ttl=10, name="config")
+    assert lazy.statistics() == AsyncLazyStatistics("config", "unset", False, 0, 10.0)
     async with anyio.create_task_group() as tg:
         tg.start_soon(lazy.get)
         tg.start_soon(lazy.get)
         await anyio.wait_all_tasks_blocked()
-        assert lazy.statistics() == AsyncLazyStatistics("computing", False, 2, 10.0)
+        assert lazy.statistics() == AsyncLazyStatistics(
+            "config", "computing", False, 2, 10.0
+        )
         release.set()
-    assert lazy.statistics() == AsyncLazyStatistics("cached", True, 0, 10.0)
+    assert lazy.statistics() == AsyncLazyStatistics("config", "cached", True, 0, 10.0)
     await anyio.sleep(11)
-    assert lazy.statistics() == AsyncLazyStatistics("cached", False, 0, 10.0)
+    assert lazy.statistics() == AsyncLazyStatistics("config", "cached", False, 0, 10.0)
 
 
 @pytest.mark.virtual_time
@@ -264,6 +266,14 @@ def test_names_in_reprs() -> None:
     assert str(Queue[int](3, name="jobs")) == "<Queue name='jobs' maxsize=3>"
     assert Debouncer(1, name="save").name == "save"
     assert Queue[int]().name is None
+    assert repr(AsyncEvent(name="ready")) == "<AsyncEvent name='ready' unset waiters=0>"
+    assert repr(Barrier(2, name="b")).endswith("['b', filling, waiters:0/2]>")
+
+    async def make() -> int:
+        return 1
+
+    assert repr(AsyncLazy(make, name="cfg")).startswith("<AsyncLazy name='cfg' ")
+    assert (Barrier(1, name="x").name, AsyncEvent(name="y").name) == ("x", "y")
 
 
 @pytest.mark.parametrize(
@@ -274,6 +284,9 @@ def test_names_in_reprs() -> None:
         lambda: Debouncer(1, name=1),
         lambda: Queue(name=1),
         lambda: PriorityQueue(name=1),
+        lambda: Barrier(1, name=1),
+        lambda: AsyncEvent(name=1),
+        lambda: AsyncLazy(lambda: None, name=1),  # type: ignore[arg-type,return-value]
     ],
 )
 def test_bad_names(make: object) -> None:

@@ -10,6 +10,7 @@ from anyio import Event
 from anyio.lowlevel import checkpoint
 
 from ._stats import BarrierStatistics
+from ._util import check_optional_str
 
 __all__ = ["Barrier", "BrokenBarrierError"]
 
@@ -97,14 +98,25 @@ class Barrier:
             print(name, "passed the barrier as", index)
 
     :param parties: the number of tasks that must wait before the barrier trips
-    :raises TypeError: if ``parties`` is not an int
+    :param name: a name, used in the repr and statistics
+    :raises TypeError: if ``parties`` is not an int, or ``name`` not a string
     :raises ValueError: if ``parties`` is less than 1
 
     """
 
-    __slots__ = ("__weakref__", "_blocked", "_count", "_filling", "_parties", "_state")
+    __slots__ = (
+        "__weakref__",
+        "_blocked",
+        "_count",
+        "_filling",
+        "_name",
+        "_parties",
+        "_state",
+    )
 
-    def __init__(self, parties: int) -> None:
+    def __init__(self, parties: int, *, name: str | None = None) -> None:
+        check_optional_str("name", name)
+        self._name = name
         if isinstance(parties, bool) or not isinstance(parties, int):
             raise TypeError(
                 f"parties must be an int, got {type(parties).__name__} {parties!r}"
@@ -128,10 +140,17 @@ class Barrier:
         :return: its parties, the tasks waiting and whether it is broken
 
         """
-        return BarrierStatistics(self._parties, self.n_waiting, self.broken)
+        return BarrierStatistics(self._name, self._parties, self.n_waiting, self.broken)
+
+    @property
+    def name(self) -> str | None:
+        """The barrier's name, or ``None``."""
+        return self._name
 
     def __repr__(self) -> str:
         extra = self._state.value
+        if self._name is not None:
+            extra = f"{self._name!r}, {extra}"
         if self._state is not _BROKEN:
             extra += f", waiters:{self.n_waiting}/{self._parties}"
         return f"<{type(self).__module__}.{type(self).__qualname__} object at {id(self):#x} [{extra}]>"

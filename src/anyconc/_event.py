@@ -11,6 +11,7 @@ from anyio.lowlevel import checkpoint
 
 from ._runtoken import current_run
 from ._stats import AsyncEventStatistics
+from ._util import check_optional_str
 
 __all__ = ["AsyncEvent"]
 
@@ -55,11 +56,16 @@ class AsyncEvent:
 
         if await done.wait(timeout=10):
             print("finished")
+
+    :param name: a name, used in the repr and statistics
+    :raises TypeError: if ``name`` is not a string
     """
 
-    __slots__ = ("__weakref__", "_flag", "_generation")
+    __slots__ = ("__weakref__", "_flag", "_generation", "_name")
 
-    def __init__(self) -> None:
+    def __init__(self, *, name: str | None = None) -> None:
+        check_optional_str("name", name)
+        self._name = name
         self._flag = False
         self._generation: _Generation | None = None
 
@@ -71,12 +77,18 @@ class AsyncEvent:
 
         """
         waiters = 0 if self._generation is None else self._generation.waiters
-        return AsyncEventStatistics(self._flag, waiters)
+        return AsyncEventStatistics(self._name, self._flag, waiters)
+
+    @property
+    def name(self) -> str | None:
+        """The event's name, or ``None``."""
+        return self._name
 
     def __repr__(self) -> str:
         waiters = 0 if self._generation is None else self._generation.waiters
         state = "set" if self._flag else "unset"
-        return f"<{type(self).__name__} {state} waiters={waiters}>"
+        name = "" if self._name is None else f" name={self._name!r}"
+        return f"<{type(self).__name__}{name} {state} waiters={waiters}>"
 
     def is_set(self) -> bool:
         """

@@ -20,6 +20,7 @@ from anyio.lowlevel import checkpoint_if_cancelled
 from ._lowlevel import spawn_run_task
 from ._runtoken import current_run
 from ._stats import AsyncLazyStatistics
+from ._util import check_optional_str
 
 __all__ = ["AsyncLazy"]
 
@@ -135,6 +136,7 @@ class AsyncLazy(Generic[T]):
         :meth:`reset`
     :raises TypeError: if ``func`` is not callable (a coroutine object is closed first, so
         no "never awaited" warning is left) or ``ttl`` is not a number
+    :param name: a name, used in the repr and statistics
     :raises ValueError: if ``ttl`` is not positive
     """
 
@@ -143,14 +145,21 @@ class AsyncLazy(Generic[T]):
         "_attempt",
         "_computed_at",
         "_func",
+        "_name",
         "_ttl",
         "_value",
         "_value_run",
     )
 
     def __init__(
-        self, func: Callable[[], Awaitable[T]], *, ttl: float | None = None
+        self,
+        func: Callable[[], Awaitable[T]],
+        *,
+        ttl: float | None = None,
+        name: str | None = None,
     ) -> None:
+        check_optional_str("name", name)
+        self._name = name
         checked_func: object = func
         if inspect.iscoroutine(checked_func):
             name = checked_func.__name__
@@ -190,7 +199,12 @@ class AsyncLazy(Generic[T]):
         else:
             state = "unset"
         waiters = 0 if attempt is None else attempt.waiters
-        return AsyncLazyStatistics(state, self.is_set(), waiters, self._ttl)
+        return AsyncLazyStatistics(self._name, state, self.is_set(), waiters, self._ttl)
+
+    @property
+    def name(self) -> str | None:
+        """The lazy value's name, or ``None``."""
+        return self._name
 
     def __repr__(self) -> str:
         func = getattr(self._func, "__qualname__", None) or repr(self._func)
@@ -200,7 +214,8 @@ class AsyncLazy(Generic[T]):
             state = "computing"
         else:
             state = "unset"
-        return f"<{type(self).__name__} {func} {state} ttl={self._ttl!r}>"
+        name = "" if self._name is None else f" name={self._name!r}"
+        return f"<{type(self).__name__}{name} {func} {state} ttl={self._ttl!r}>"
 
     def _fresh(self, ttl: float) -> bool:
         # The cached value (which exists) is younger than ttl and from this run.

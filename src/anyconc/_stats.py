@@ -50,11 +50,13 @@ class QueueStatistics:
 @dataclass(frozen=True)
 class BarrierStatistics:
     """
+    :attr name: the barrier's name, or ``None``
     :attr parties: the number of tasks the barrier waits for
     :attr n_waiting: tasks waiting now
     :attr broken: whether the barrier is broken
     """
 
+    name: str | None
     parties: int
     n_waiting: int
     broken: bool
@@ -63,10 +65,12 @@ class BarrierStatistics:
 @dataclass(frozen=True)
 class AsyncEventStatistics:
     """
+    :attr name: the event's name, or ``None``
     :attr is_set: whether the event is set
     :attr waiters: tasks waiting in ``wait()``
     """
 
+    name: str | None
     is_set: bool
     waiters: int
 
@@ -74,6 +78,7 @@ class AsyncEventStatistics:
 @dataclass(frozen=True)
 class AsyncLazyStatistics:
     """
+    :attr name: the lazy value's name, or ``None``
     :attr state: ``"cached"`` (a value is cached, maybe expired: see ``is_set``),
         ``"computing"`` (a call of ``func`` is in flight) or ``"unset"``
     :attr is_set: a value is cached and not expired (``is_set()``)
@@ -81,6 +86,7 @@ class AsyncLazyStatistics:
     :attr ttl: the time to live, in seconds, or ``None``
     """
 
+    name: str | None
     state: Literal["cached", "computing", "unset"]
     is_set: bool
     waiters: int
