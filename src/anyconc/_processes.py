@@ -371,6 +371,10 @@ class AsyncExecutor:
     as started, so cancellation always cancels the Dask task (Dask then releases it,
     but cannot interrupt one already executing on a worker).
 
+    A :class:`~concurrent.futures.ThreadPoolExecutor`'s thread running a call can call
+    async functions back on the caller's event loop (:func:`~anyconc.run_from_thread`);
+    those calls are cancelled when the caller is (with either policy).
+
     The completion of each call reaches the event loop through the future's done
     callback and a thread-safe wake-up of the loop: no thread is blocked per call, so
     thousands of calls can be in flight on a cluster. The executor's lifetime is yours

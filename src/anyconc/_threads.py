@@ -55,6 +55,10 @@ async def run_in_threadpool(
     interrupted); then the cancellation is raised here (the result is discarded). Use :class:`ThreadPool` with
     ``cancellable=True`` to abandon the thread instead.
 
+    ``func`` can call async functions back on this event loop with
+    :func:`~anyconc.run_from_thread`; when the caller is cancelled, those calls are
+    cancelled (see there).
+
     Example::
 
         thumbnail = await run_in_threadpool(create_thumbnail, image, size=(200, 200))
@@ -145,6 +149,8 @@ class ThreadPool:
     call is abandoned (the thread runs on, its result is discarded) and the cancellation
     is delivered at once. An abandoned call gives its slot back at once, so while it
     runs on, a cancellable pool can have more than ``max_workers`` threads busy.
+    Either way, the thread's calls back into the loop (:func:`~anyconc.run_from_thread`)
+    are cancelled with the caller.
 
     Example::
 
