@@ -5,8 +5,9 @@ Times the workloads whose code paths emit events - retry, CircuitBreaker, backgr
 tasks, amap - with no observer at all, with the built-in logging observer (the default;
 ``anyconc`` logger at WARNING, so DEBUG lines are skipped), and with the logging observer
 plus a counting observer subscribed to every kind (every event built and delivered).
-Interleaved rounds, median of each; run it with the code before and after a change to
-compare (``PYTHONPATH=<old checkout>/src``).
+Interleaved rounds after a warm-up round, each mode first in turn, median of each, in CPU time of the process (``time.process_time``:
+less sensitive than wall time to the other processes of a shared machine); run it with
+the code before and after a change to compare (``PYTHONPATH=<old checkout>/src``).
 
     python benchmarks/bench_observe.py [--backend asyncio|trio] [--rounds 7]
 """
@@ -130,16 +131,17 @@ def main() -> None:
     if not hasattr(anyconc, "subscribe"):
         modes = ["before"]
     times: dict[tuple[str, str], list[float]] = {}
-    for _ in range(args.rounds):
+    for round_ in range(args.rounds + 1):  # round 0 warms up: not recorded
         for name, workload in WORKLOADS.items():
-            for mode in modes:
+            shift = round_ % len(modes)  # each mode in turn runs first
+            for mode in modes[shift:] + modes[:shift]:
                 restore = configure(mode)
                 try:
-                    start = time.perf_counter()
+                    start = time.process_time()
                     anyio.run(workload, backend=args.backend)
-                    times.setdefault((name, mode), []).append(
-                        time.perf_counter() - start
-                    )
+                    elapsed = time.process_time() - start
+                    if round_:
+                        times.setdefault((name, mode), []).append(elapsed)
                 finally:
                     restore()
     if args.json:
@@ -147,7 +149,7 @@ def main() -> None:
 
         print(json.dumps({f"{n}|{m}": v for (n, m), v in times.items()}))
         return
-    print(f"backend={args.backend} rounds={args.rounds} (median ms)")
+    print(f"backend={args.backend} rounds={args.rounds} (median CPU ms)")
     for name in WORKLOADS:
         cells = [
             f"{mode}={statistics.median(times[name, mode]) * 1000:8.1f}"
