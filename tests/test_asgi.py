@@ -706,7 +706,8 @@ async def test_starlette_lifespan_helper_orders_and_exposes_the_supervisor() -> 
         _, body, _ = await request(app, "/status", server.state)
         assert body == (
             b'{"supervisor":"starlette","active_tasks":1,'
-            b'"tasks":[{"name":"notify","age":1.0}]}'
+            b'"tasks":[{"name":"notify","age":1.0}],'
+            b'"started_tasks":1,"finished_tasks":0,"failed_tasks":0}'
         )
         start = anyio.current_time()
         assert await server.shutdown() == "lifespan.shutdown.complete"
