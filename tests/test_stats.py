@@ -259,10 +259,12 @@ def test_names_in_reprs() -> None:
         == "<CircuitBreaker name='db' state='closed' failures=0/5>"
     )
     assert (
-        repr(RateLimiter(5, name="api")) == "RateLimiter(rate=5.0, per=1.0, name='api')"
+        repr(RateLimiter(5, name="api")) == "<RateLimiter name='api' rate=5.0 per=1.0>"
     )
-    assert repr(RateLimiter(5)) == "RateLimiter(rate=5.0, per=1.0)"
-    assert repr(Debouncer(0.5, name="save")) == "Debouncer(0.5, name='save')"
+    assert repr(RateLimiter(5)) == "<RateLimiter name=None rate=5.0 per=1.0>"
+    assert repr(Debouncer(0.5, name="save")) == (
+        "<Debouncer name='save' delay=0.5 pending=False>"
+    )
     assert str(Queue[int](3, name="jobs")) == "<Queue name='jobs' maxsize=3>"
     assert Debouncer(1, name="save").name == "save"
     assert Queue[int]().name is None

@@ -159,9 +159,10 @@ class RateLimiter:
         )
 
     def __repr__(self) -> str:
-        name = "" if self._name is None else f", name={self._name!r}"
+        # anyconc's one repr style: <Class name=... key=value ...>
         return (
-            f"{type(self).__qualname__}(rate={self._rate!r}, per={self._per!r}{name})"
+            f"<{type(self).__qualname__} name={self._name!r} rate={self._rate!r} "
+            f"per={self._per!r}>"
         )
 
     def _next_slot(self, state: _LimiterState, now: float) -> float:
@@ -374,8 +375,10 @@ class Debouncer:
         return self._name
 
     def __repr__(self) -> str:
-        name = "" if self._name is None else f", name={self._name!r}"
-        return f"{type(self).__qualname__}({self._delay!r}{name})"
+        return (
+            f"<{type(self).__qualname__} name={self._name!r} delay={self._delay!r} "
+            f"pending={self._pending is not None}>"
+        )
 
     def _current_run_is_ours(self) -> bool:
         try:
