@@ -20,6 +20,7 @@ import logging
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 
@@ -55,7 +56,7 @@ async def retry_one_failure() -> None:
 
 
 async def breaker_calls() -> None:
-    named = {"name": "b"} if hasattr(anyconc, "subscribe") else {}  # older code: none
+    named: dict[str, Any] = {"name": "b"} if hasattr(anyconc, "subscribe") else {}  # older code: none
     breaker = anyconc.CircuitBreaker(failure_threshold=1, recovery_timeout=0, **named)
 
     async def ok() -> int:
@@ -108,9 +109,13 @@ def configure(mode: str) -> Callable[[], None]:
     has_hook = hasattr(anyconc, "subscribe")
     if mode == "none" and has_hook:
         anyconc.unsubscribe(anyconc.logging_observer)
-        return lambda: anyconc.subscribe(
-            anyconc.logging_observer, kinds=anyconc.LoggingObserver.kinds
-        )
+
+        def restore() -> None:
+            anyconc.subscribe(
+                anyconc.logging_observer, kinds=anyconc.LoggingObserver.kinds
+            )
+
+        return restore
     if mode == "all" and has_hook:
         return anyconc.subscribe(count)
     return lambda: None

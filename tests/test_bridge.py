@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import CancelledError, ThreadPoolExecutor
@@ -258,7 +259,7 @@ def test_run_from_thread_bad_arguments() -> None:
     ):
         run_from_thread(coro)  # type: ignore[arg-type]
     # The rejected coroutine was closed: no "never awaited" warning (warnings are errors).
-    assert coro.cr_frame is None
+    assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
 
 
 def test_run_from_thread_outside_any_event_loop() -> None:
@@ -367,4 +368,4 @@ def test_asyncify_bad_arguments() -> None:
         TypeError,
         match=r"^asyncify\(\) argument 'pool' must be a ThreadPool or None, got str$",
     ):
-        asyncify(print, pool="pool")
+        asyncify(print, pool="pool")  # type: ignore[arg-type]

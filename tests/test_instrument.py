@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import sys
 from collections.abc import Iterator
+from typing import TypeVar
 
 import anyio
 import pytest
@@ -35,6 +36,9 @@ if sys.version_info < (3, 11):
     from exceptiongroup import ExceptionGroup
 
 
+E = TypeVar("E", bound=InstrumentEvent)
+
+
 class Recorder:
     def __init__(self) -> None:
         self.events: list[InstrumentEvent] = []
@@ -42,7 +46,8 @@ class Recorder:
     def __call__(self, event: InstrumentEvent) -> None:
         self.events.append(event)
 
-    def of(self, *kinds: type[InstrumentEvent]) -> list[InstrumentEvent]:
+    def of(self, kind: type[E], *more: type[E]) -> list[E]:
+        kinds = (kind, *more)
         return [e for e in self.events if isinstance(e, kinds)]
 
 
@@ -243,7 +248,7 @@ async def test_gather_progress_in_completion_order(recorder: Recorder) -> None:
     assert (
         results[0] == 2
         and isinstance(results[1], ValueError)
-        and results[2:] == [0, -1]
+        and results[2:] == (0, -1)
     )
     # start() finishes first, then 0, then 1 (fails) and 2.
     assert recorder.of(FanOutProgress) == [
