@@ -435,5 +435,5 @@ class LoggingObserver:
 
 
 #: The built-in logging observer, subscribed at import (unsubscribe it to silence it).
-logging_observer = LoggingObserver()
+logging_observer: LoggingObserver = LoggingObserver()
 subscribe(logging_observer, kinds=LoggingObserver.kinds)

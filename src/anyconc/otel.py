@@ -33,7 +33,10 @@ An unnamed breaker or supervisor has the attribute value ``""``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import Counter, Histogram
 
 from ._instrument import (
     BackgroundDrainFinished,
@@ -81,34 +84,34 @@ class OpenTelemetryObserver:
         self._get_current_span = trace.get_current_span
         self._span_events = bool(span_events)
         meter = metrics.get_meter("anyconc", meter_provider=meter_provider)
-        self.retries = meter.create_counter(
+        self.retries: Counter = meter.create_counter(
             "anyconc.retries", description="Retries scheduled by anyconc.retry"
         )
-        self.retries_given_up = meter.create_counter(
+        self.retries_given_up: Counter = meter.create_counter(
             "anyconc.retries.given_up",
             description="Calls whose last failure anyconc.retry raised",
         )
-        self.circuit_transitions = meter.create_counter(
+        self.circuit_transitions: Counter = meter.create_counter(
             "anyconc.circuit_breaker.transitions",
             description="Circuit breaker state changes, by the state entered",
         )
-        self.tasks_started = meter.create_counter(
+        self.tasks_started: Counter = meter.create_counter(
             "anyconc.background_tasks.started", description="Background tasks started"
         )
-        self.tasks_failed = meter.create_counter(
+        self.tasks_failed: Counter = meter.create_counter(
             "anyconc.background_tasks.failed",
             description="Background tasks that failed",
         )
-        self.tasks_cancelled = meter.create_counter(
+        self.tasks_cancelled: Counter = meter.create_counter(
             "anyconc.background_tasks.cancelled_at_shutdown",
             description="Background tasks cancelled at the end of a grace period",
         )
-        self.drain_duration = meter.create_histogram(
+        self.drain_duration: Histogram = meter.create_histogram(
             "anyconc.background_tasks.drain.duration",
             unit="s",
             description="Durations of background task supervisors' drains",
         )
-        self.fanout_children = meter.create_counter(
+        self.fanout_children: Counter = meter.create_counter(
             "anyconc.fanout.children",
             description="Finished children of gather, amap and as_completed",
         )

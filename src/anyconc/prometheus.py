@@ -29,7 +29,10 @@ An unnamed breaker or supervisor has the label value ``""``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from prometheus_client import Counter, Enum, Histogram
 
 from ._instrument import (
     BackgroundDrainFinished,
@@ -59,7 +62,7 @@ class PrometheusObserver:
 
     #: The event classes it uses: pass them as ``kinds=`` to :func:`anyconc.subscribe`
     #: (it ignores the others; :class:`BackgroundDrainStarted` is not counted).
-    kinds = (
+    kinds: ClassVar[tuple[type[InstrumentEvent], ...]] = (
         RetryScheduled,
         RetryGaveUp,
         CircuitStateChanged,
@@ -81,53 +84,53 @@ class PrometheusObserver:
         if registry is None:
             registry = prom.REGISTRY
         common: dict[str, Any] = {"namespace": namespace, "registry": registry}
-        self.retries = prom.Counter(
+        self.retries: Counter = prom.Counter(
             "retries", "Retries scheduled by anyconc.retry", ["function"], **common
         )
-        self.retries_given_up = prom.Counter(
+        self.retries_given_up: Counter = prom.Counter(
             "retries_given_up",
             "Calls whose last failure anyconc.retry raised",
             ["function", "reason"],
             **common,
         )
-        self.circuit_state = prom.Enum(
+        self.circuit_state: Enum = prom.Enum(
             "circuit_breaker_state",
             "The state of each circuit breaker",
             ["breaker"],
             states=["closed", "open", "half-open"],
             **common,
         )
-        self.circuit_opened = prom.Counter(
+        self.circuit_opened: Counter = prom.Counter(
             "circuit_breaker_opened",
             "Times a circuit breaker opened",
             ["breaker"],
             **common,
         )
-        self.tasks_started = prom.Counter(
+        self.tasks_started: Counter = prom.Counter(
             "background_tasks_started",
             "Background tasks started",
             ["supervisor"],
             **common,
         )
-        self.tasks_failed = prom.Counter(
+        self.tasks_failed: Counter = prom.Counter(
             "background_tasks_failed",
             "Background tasks that failed",
             ["supervisor"],
             **common,
         )
-        self.tasks_cancelled = prom.Counter(
+        self.tasks_cancelled: Counter = prom.Counter(
             "background_tasks_cancelled_at_shutdown",
             "Background tasks cancelled at the end of a supervisor's grace period",
             ["supervisor"],
             **common,
         )
-        self.drain_seconds = prom.Histogram(
+        self.drain_seconds: Histogram = prom.Histogram(
             "background_drain_seconds",
             "Durations of background task supervisors' drains",
             ["supervisor"],
             **common,
         )
-        self.fanout_children = prom.Counter(
+        self.fanout_children: Counter = prom.Counter(
             "fanout_children",
             "Finished children of gather, amap and as_completed",
             ["operation", "outcome"],
