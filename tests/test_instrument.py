@@ -248,7 +248,8 @@ async def test_gather_progress_in_completion_order(recorder: Recorder) -> None:
     assert (
         results[0] == 2
         and isinstance(results[1], ValueError)
-        and results[2:] == (0, -1)
+        and results[2] == 0
+        and results[3] == -1
     )
     # start() finishes first, then 0, then 1 (fails) and 2.
     assert recorder.of(FanOutProgress) == [
