@@ -416,6 +416,9 @@ async def test_status_counts_names_and_ages() -> None:
             "supervisor": "web",
             "active_tasks": 0,
             "tasks": [],
+            "started_tasks": 0,
+            "finished_tasks": 0,
+            "failed_tasks": 0,
         }
         create_background_task(job(), name="a")
         await anyio.sleep(2)
@@ -424,6 +427,7 @@ async def test_status_counts_names_and_ages() -> None:
         status = middleware.status()
         assert status["supervisor"] == "web"
         assert status["active_tasks"] == 2
+        assert (status["started_tasks"], status["finished_tasks"]) == (2, 0)
         assert [t["name"] for t in status["tasks"]] == ["a", "b"]
         assert status["tasks"][0]["age"] == pytest.approx(3.5, abs=1e-6)
         assert status["tasks"][1]["age"] == pytest.approx(1.5, abs=1e-6)
@@ -435,6 +439,8 @@ async def test_status_counts_names_and_ages() -> None:
         release.set()
         await anyio.wait_all_tasks_blocked()
         assert middleware.status()["active_tasks"] == 0
+        assert middleware.status()["finished_tasks"] == 2
+        assert middleware.status()["failed_tasks"] == 0
         assert await server.shutdown() == "lifespan.shutdown.complete"
 
 
@@ -443,6 +449,9 @@ async def test_status_without_any_supervisor_is_empty() -> None:
         "supervisor": None,
         "active_tasks": 0,
         "tasks": [],
+        "started_tasks": 0,
+        "finished_tasks": 0,
+        "failed_tasks": 0,
     }
 
 
@@ -697,7 +706,8 @@ async def test_starlette_lifespan_helper_orders_and_exposes_the_supervisor() -> 
         _, body, _ = await request(app, "/status", server.state)
         assert body == (
             b'{"supervisor":"starlette","active_tasks":1,'
-            b'"tasks":[{"name":"notify","age":1.0}]}'
+            b'"tasks":[{"name":"notify","age":1.0}],'
+            b'"started_tasks":1,"finished_tasks":0,"failed_tasks":0}'
         )
         start = anyio.current_time()
         assert await server.shutdown() == "lifespan.shutdown.complete"

@@ -240,11 +240,16 @@ def test_every_endpoint_answers(server: Server) -> None:
         while not server.notified() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert server.notified() == ["welcome\thi"]
-        assert client.get("/tasks/status").json() == {
+        status = client.get("/tasks/status").json()
+        assert status == {
             "supervisor": "webapp",
             "active_tasks": 0,
             "tasks": [],
+            "started_tasks": status["started_tasks"],
+            "finished_tasks": status["started_tasks"],
+            "failed_tasks": 0,
         }
+        assert status["started_tasks"] >= 1
 
 
 def test_shutdown_drains_notifications_and_cancels_the_slow_task(

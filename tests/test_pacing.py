@@ -202,7 +202,7 @@ _limiter = RateLimiter(2, per=10)
 
 
 def test_rate_limiter_across_runs() -> None:
-    assert repr(_limiter) == "RateLimiter(rate=2.0, per=10.0)"
+    assert repr(_limiter) == "<RateLimiter name=None rate=2.0 per=10.0>"
 
     async def use() -> list[Any]:
         start = anyio.current_time()

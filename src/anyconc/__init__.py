@@ -69,6 +69,37 @@ from ._processes import AsyncExecutor as AsyncExecutor
 from ._processes import run_in_executor as run_in_executor
 from ._processes import run_in_process as run_in_process
 
+# --- thread bridge ---
+from ._bridge import asyncify as asyncify
+from ._bridge import run_from_thread as run_from_thread
+from ._bridge import syncify as syncify
+
+# --- instrumentation ---
+from ._instrument import BackgroundDrainFinished as BackgroundDrainFinished
+from ._instrument import BackgroundDrainStarted as BackgroundDrainStarted
+from ._instrument import BackgroundTaskFailed as BackgroundTaskFailed
+from ._instrument import BackgroundTaskStarted as BackgroundTaskStarted
+from ._instrument import CircuitStateChanged as CircuitStateChanged
+from ._instrument import FanOutProgress as FanOutProgress
+from ._instrument import InstrumentEvent as InstrumentEvent
+from ._instrument import LoggingObserver as LoggingObserver
+from ._instrument import Observer as Observer
+from ._instrument import RetryGaveUp as RetryGaveUp
+from ._instrument import RetryScheduled as RetryScheduled
+from ._instrument import logging_observer as logging_observer
+from ._instrument import subscribe as subscribe
+from ._instrument import unsubscribe as unsubscribe
+
+# --- statistics ---
+from ._stats import AsyncEventStatistics as AsyncEventStatistics
+from ._stats import AsyncLazyStatistics as AsyncLazyStatistics
+from ._stats import BackgroundTasksStatistics as BackgroundTasksStatistics
+from ._stats import BarrierStatistics as BarrierStatistics
+from ._stats import CircuitBreakerStatistics as CircuitBreakerStatistics
+from ._stats import QueueStatistics as QueueStatistics
+from ._stats import RateLimiterStatistics as RateLimiterStatistics
+from ._stats import ThreadPoolStatistics as ThreadPoolStatistics
+
 __all__ = [
     # --- tasks ---
     "Task",
@@ -121,4 +152,65 @@ __all__ = [
     "AsyncExecutor",
     "run_in_executor",
     "run_in_process",
+    # --- thread bridge ---
+    "asyncify",
+    "run_from_thread",
+    "syncify",
+    # --- instrumentation ---
+    "BackgroundDrainFinished",
+    "BackgroundDrainStarted",
+    "BackgroundTaskFailed",
+    "BackgroundTaskStarted",
+    "CircuitStateChanged",
+    "FanOutProgress",
+    "InstrumentEvent",
+    "LoggingObserver",
+    "Observer",
+    "RetryGaveUp",
+    "RetryScheduled",
+    "logging_observer",
+    "subscribe",
+    "unsubscribe",
+    # --- statistics ---
+    "AsyncEventStatistics",
+    "AsyncLazyStatistics",
+    "BackgroundTasksStatistics",
+    "BarrierStatistics",
+    "CircuitBreakerStatistics",
+    "QueueStatistics",
+    "RateLimiterStatistics",
+    "ThreadPoolStatistics",
 ]
+
+
+def _set_public_module() -> None:
+    # Every exported class and function says it lives in "anyconc" (what users import,
+    # and what reprs, tracebacks, docs and pickles show), not in its private module.
+    # Only anyconc's own objects: a class re-exported from AnyIO keeps its module.
+    import inspect
+    import sys
+    import typing
+
+    for _name in __all__:
+        obj = globals()[_name]
+        if not (inspect.isclass(obj) or inspect.isfunction(obj)) or not getattr(
+            obj, "__module__", ""
+        ).startswith("anyconc._"):
+            continue
+
+        own = inspect.get_annotations(obj) if inspect.isclass(obj) else {}
+        if own:
+            # typing.get_type_hints() resolves a class's string annotations in the
+            # module its __module__ names: resolve them now, in their own module.
+            try:
+                hints = typing.get_type_hints(
+                    obj, vars(sys.modules[obj.__module__]), include_extras=True
+                )
+            except Exception:  # pragma: no cover - a name only known to type checkers
+                pass
+            else:
+                obj.__annotations__ = {key: hints[key] for key in own if key in hints}
+        obj.__module__ = __name__
+
+
+_set_public_module()

@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 from anyio import NoEventLoopError, get_cancelled_exc_class
 
+from . import _instrument
+from ._instrument import (
+    BackgroundDrainFinished,
+    BackgroundDrainStarted,
+    BackgroundTaskFailed,
+    BackgroundTaskStarted,
+)
 from ._lowlevel import PerRun, current_run, current_time, spawn_run_task
+from ._stats import BackgroundTasksStatistics
 from ._tasks import _FAILED, Task
 from ._util import check_coroutine, check_optional_str, check_shutdown_timeout
 
@@ -194,6 +202,29 @@ class BackgroundTasks:
         self._tasks: dict[BackgroundTask[Any], None] = {}
         self._pending: list[BackgroundTask[Any]] = []
         self._idle: anyio.Event | None = None
+        # Counters since creation, across blocks and runs (see statistics()).
+        self._n_started = 0
+        self._n_finished = 0
+        self._n_failed = 0
+        self._n_cancelled_at_shutdown = 0
+
+    def statistics(self) -> BackgroundTasksStatistics:
+        """
+        Return a snapshot of the supervisor's state and its counters.
+
+        :return: its name, whether it accepts tasks, the tasks running, and the tasks
+            started, finished, failed and cancelled at shutdown since it was made
+
+        """
+        return BackgroundTasksStatistics(
+            self.name,
+            self._accepting,
+            len(self._tasks),
+            self._n_started,
+            self._n_finished,
+            self._n_failed,
+            self._n_cancelled_at_shutdown,
+        )
 
     def __repr__(self) -> str:
         return f"<BackgroundTasks name={self.name!r} active={len(self._tasks)}>"
@@ -236,6 +267,9 @@ class BackgroundTasks:
         task = BackgroundTask(coro, name)
         task._on_finish = self._forget
         self._tasks[task] = None
+        self._n_started += 1
+        if observers := _instrument.listeners[BackgroundTaskStarted]:
+            _instrument.emit(observers, BackgroundTaskStarted(self.name, task._name))
         if self._group is None:
             self._pending.append(task)  # the host of a default supervisor is starting
         else:
@@ -249,6 +283,15 @@ class BackgroundTasks:
 
     def _forget(self, task: Task[Any]) -> None:
         del self._tasks[task]  # type: ignore[arg-type]
+        self._n_finished += 1
+        if task._state == _FAILED:
+            self._n_failed += 1
+            if observers := _instrument.listeners[BackgroundTaskFailed]:
+                assert task._exception is not None
+                _instrument.emit(
+                    observers,
+                    BackgroundTaskFailed(self.name, task._name, task._exception),
+                )
         if not self._tasks and self._idle is not None:
             self._idle.set()
 
@@ -315,6 +358,18 @@ class BackgroundTasks:
         group = self._group
         assert group is not None
         cancelled_exc_class = get_cancelled_exc_class()
+        drain_started_at = current_time()
+        finished_before = self._n_finished
+        cancelling = exc_type is not None and issubclass(exc_type, cancelled_exc_class)
+        if observers := _instrument.listeners[BackgroundDrainStarted]:
+            _instrument.emit(
+                observers,
+                BackgroundDrainStarted(
+                    self.name,
+                    len(self._tasks),
+                    0.0 if cancelling else self.shutdown_timeout,
+                ),
+            )
         if self._tasks and not (
             exc_type is not None and issubclass(exc_type, cancelled_exc_class)
         ):
@@ -328,12 +383,26 @@ class BackgroundTasks:
             except BaseException as exc:  # cancelled (or interrupted) while draining
                 exc_type, exc_val, exc_tb = type(exc), exc, exc.__traceback__
 
+        remaining = len(self._tasks)
+        self._n_cancelled_at_shutdown += remaining
         self._cancel_remaining(
             logging.DEBUG
             if exc_type is not None and issubclass(exc_type, cancelled_exc_class)
             else logging.WARNING
         )
-        return await group.__aexit__(exc_type, exc_val, exc_tb)
+        try:
+            return await group.__aexit__(exc_type, exc_val, exc_tb)
+        finally:
+            if observers := _instrument.listeners[BackgroundDrainFinished]:
+                _instrument.emit(
+                    observers,
+                    BackgroundDrainFinished(
+                        self.name,
+                        self._n_finished - finished_before - remaining,
+                        remaining,
+                        current_time() - drain_started_at,
+                    ),
+                )
 
     def _cancel_remaining(self, level: int) -> None:
         for task in self._tasks:

@@ -9,7 +9,8 @@ from types import TracebackType
 from anyio import Event
 
 from ._lowlevel import OneRunAtATime, call_soon, checkpoint, get_ident
-from ._util import check_int
+from ._stats import BarrierStatistics
+from ._util import check_int, check_optional_str
 
 __all__ = ["Barrier", "BrokenBarrierError"]
 
@@ -117,7 +118,8 @@ class Barrier:
             print(name, "passed the barrier as", index)
 
     :param parties: the number of tasks that must wait before the barrier trips
-    :raises TypeError: if ``parties`` is not an int
+    :param name: a name, used in the repr and statistics
+    :raises TypeError: if ``parties`` is not an int, or ``name`` not a string
     :raises ValueError: if ``parties`` is less than 1
 
     """
@@ -129,6 +131,7 @@ class Barrier:
         "_count",
         "_event",
         "_filling",
+        "_name",
         "_next_event",
         "_parties",
         "_provisional",
@@ -136,8 +139,10 @@ class Barrier:
         "_state",
     )
 
-    def __init__(self, parties: int) -> None:
+    def __init__(self, parties: int, *, name: str | None = None) -> None:
         check_int("Barrier()", "parties", parties)
+        check_optional_str("name", name, "Barrier()")
+        self._name = name
 
         self._parties = parties
         self._state = _FILLING
@@ -157,8 +162,24 @@ class Barrier:
         self._admissions = 0
         self._serving = OneRunAtATime("Barrier")
 
+    def statistics(self) -> BarrierStatistics:
+        """
+        Return a snapshot of the barrier's state.
+
+        :return: its parties, the tasks waiting and whether it is broken
+
+        """
+        return BarrierStatistics(self._name, self._parties, self.n_waiting, self.broken)
+
+    @property
+    def name(self) -> str | None:
+        """The barrier's name, or ``None``."""
+        return self._name
+
     def __repr__(self) -> str:
         extra = self._state.value
+        if self._name is not None:
+            extra = f"{self._name!r}, {extra}"
         if self._state is not _BROKEN:
             extra += f", waiters:{self.n_waiting}/{self._parties}"
         return f"<{type(self).__module__}.{type(self).__qualname__} object at {id(self):#x} [{extra}]>"

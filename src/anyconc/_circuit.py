@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-import logging
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
@@ -16,11 +15,15 @@ import anyio
 from anyio import NoEventLoopError, get_cancelled_exc_class
 from anyio.lowlevel import checkpoint
 
+from . import _instrument
+from ._instrument import CircuitStateChanged
 from ._lowlevel import PerRun
+from ._stats import CircuitBreakerStatistics
 from ._util import (
     check_async_callable,
     check_int,
     check_number,
+    check_optional_str,
     not_awaitable_error,
 )
 
@@ -35,9 +38,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 CircuitState: TypeAlias = Literal["closed", "open", "half-open"]
-
-logger = logging.getLogger("anyconc")
-
 
 class _RunClock:
     """When the breaker opened, on one run's clock (the clocks of two runs are unrelated)."""
@@ -146,6 +146,8 @@ class CircuitBreaker:
     :param half_open_max_calls: trial calls let through at the same time while half-open
         (``>= 1``)
     :param expected: the exception type, or tuple of types, that count as failures
+    :param name: a name (the dependency it guards), used in logs, events
+        (:class:`~anyconc.CircuitStateChanged`), statistics and the repr
     :raises TypeError: if an argument has the wrong type
     :raises ValueError: if a numeric argument is out of range
 
@@ -157,6 +159,7 @@ class CircuitBreaker:
         "_failures",
         "_generation",
         "_half_open_max_calls",
+        "_name",
         "_openings",
         "_recovery_timeout",
         "_runs",
@@ -171,6 +174,7 @@ class CircuitBreaker:
         recovery_timeout: float = 60.0,
         half_open_max_calls: int = 1,
         expected: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        name: str | None = None,
     ) -> None:
         self._failure_threshold: int = check_int(
             "CircuitBreaker()", "failure_threshold", failure_threshold
@@ -192,6 +196,8 @@ class CircuitBreaker:
                 f"non-empty tuple of them, got {expected!r}"
             )
         self._expected = expected
+        check_optional_str("name", name, "CircuitBreaker()")
+        self._name = name
 
         self._state: CircuitState = "closed"
         self._failures = 0
@@ -199,6 +205,11 @@ class CircuitBreaker:
         self._trials = 0
         self._generation = 0
         self._runs: PerRun[_RunClock] = PerRun(_RunClock)
+
+    @property
+    def name(self) -> str | None:
+        """The breaker's name, or ``None``."""
+        return self._name
 
     @property
     def failure_threshold(self) -> int:
@@ -248,9 +259,42 @@ class CircuitBreaker:
 
             return self._state
 
+    def statistics(self) -> CircuitBreakerStatistics:
+        """
+        Return a snapshot of the breaker's state.
+
+        :return: its name, state (as :attr:`state`), failure count and threshold, trial
+            calls in flight, recovery timeout, the seconds until it lets a trial call
+            through, and how many times it has opened
+
+        """
+        state = self.state
+        retry_after = 0.0
+        if state == "open":
+            try:
+                now = anyio.current_time()
+            except NoEventLoopError:
+                retry_after = self._recovery_timeout  # restarts in full in a new run
+            else:
+                with _lock:
+                    retry_after = max(
+                        0.0, self._opened_at(now) + self._recovery_timeout - now
+                    )
+
+        return CircuitBreakerStatistics(
+            self._name,
+            state,
+            self._failures,
+            self._failure_threshold,
+            self._trials if state == "half-open" else 0,
+            self._recovery_timeout,
+            retry_after,
+            self._openings,
+        )
+
     def __repr__(self) -> str:
         return (
-            f"<{type(self).__qualname__} state={self._state!r} "
+            f"<{type(self).__qualname__} name={self._name!r} state={self._state!r} "
             f"failures={self._failures}/{self._failure_threshold}>"
         )
 
@@ -279,7 +323,7 @@ class CircuitBreaker:
             self._state = "half-open"
             self._trials = 0
             self._generation += 1
-            logger.info("circuit breaker %#x is half-open", id(self))
+            self._changed("open", "recovery timeout elapsed")
 
         if self._state == "half-open":
             if self._trials >= self._half_open_max_calls:
@@ -319,9 +363,7 @@ class CircuitBreaker:
                 self._failures = 0
                 self._trials = 0
                 self._generation += 1
-                logger.info(
-                    "circuit breaker %#x closed: a trial call succeeded", id(self)
-                )
+                self._changed("half-open", "a trial call succeeded")
             else:
                 self._failures = 0
             return
@@ -339,18 +381,24 @@ class CircuitBreaker:
                 self._open(f"{self._failures} consecutive failures")
 
     def _open(self, why: str) -> None:
+        previous = self._state
         self._state = "open"
         self._openings += 1
         self._opened_at(anyio.current_time())  # this run's clock: from now
         self._failures = 0
         self._trials = 0
         self._generation += 1
-        logger.warning(
-            "circuit breaker %#x opened for %ss: %s",
-            id(self),
-            self._recovery_timeout,
-            why,
-        )
+        self._changed(previous, why)
+
+    def _changed(self, previous: CircuitState, why: str) -> None:
+        # Logged by the built-in logging observer, like every observer's.
+        if observers := _instrument.listeners[CircuitStateChanged]:
+            _instrument.emit(
+                observers,
+                CircuitStateChanged(
+                    self._name, previous, self._state, why, self._recovery_timeout
+                ),
+            )
 
     # --- the three ways in ---
 

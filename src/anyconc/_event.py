@@ -8,7 +8,8 @@ import anyio
 from anyio.lowlevel import checkpoint
 
 from ._lowlevel import PerRun, RunRef, current_run_or_none
-from ._util import check_number
+from ._stats import AsyncEventStatistics
+from ._util import check_number, check_optional_str
 
 __all__ = ["AsyncEvent"]
 
@@ -81,26 +82,49 @@ class AsyncEvent:
 
         if await done.wait(timeout=10):
             print("finished")
+
+    :param name: a name, used in the repr and statistics
+    :raises TypeError: if ``name`` is not a string
     """
 
-    __slots__ = ("__weakref__", "_flag", "_runs", "_waiting")
+    __slots__ = ("__weakref__", "_flag", "_name", "_runs", "_waiting")
 
-    def __init__(self) -> None:
+    def __init__(self, *, name: str | None = None) -> None:
+        check_optional_str("name", name, "AsyncEvent()")
+        self._name = name
         self._flag = False
         self._runs: PerRun[_RunSlot] = PerRun(_RunSlot)
         # The generations with waiters, of every run (set() releases them all).
         self._waiting: dict[_Generation, None] = {}
 
-    def __repr__(self) -> str:
-        # The current run's waiters; outside any run, those of every run.
+    def statistics(self) -> AsyncEventStatistics:
+        """
+        Return a snapshot of the event's state.
+
+        :return: whether it is set, and how many tasks wait for it (of the current
+            run; outside any run, of every run)
+
+        """
+        return AsyncEventStatistics(self._name, self._flag, self._waiters())
+
+    @property
+    def name(self) -> str | None:
+        """The event's name, or ``None``."""
+        return self._name
+
+    def _waiters(self) -> int:
+        """The current run's waiters; outside any run, those of every run."""
         everyone = current_run_or_none() is None
-        waiters = sum(
+        return sum(
             generation.waiters
             for generation in list(self._waiting)
             if everyone or generation.run.is_current()
         )
+
+    def __repr__(self) -> str:
         state = "set" if self._flag else "unset"
-        return f"<{type(self).__name__} {state} waiters={waiters}>"
+        name = "" if self._name is None else f" name={self._name!r}"
+        return f"<{type(self).__name__}{name} {state} waiters={self._waiters()}>"
 
     def is_set(self) -> bool:
         """

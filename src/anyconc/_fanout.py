@@ -10,6 +10,7 @@ from collections.abc import (
     Coroutine,
     Iterable,
     Iterator,
+    Sized,
 )
 from contextlib import asynccontextmanager
 from inspect import iscoroutine
@@ -21,7 +22,9 @@ from anyio.abc import TaskGroup
 from anyio.lowlevel import checkpoint
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from ._tasks import Task
+from . import _instrument
+from ._instrument import FanOutProgress
+from ._tasks import _FAILED, Task
 from ._util import (
     check_async_callable,
     check_awaitable_result,
@@ -88,6 +91,33 @@ def _start_bounded(
 
 async def _await(aw: Awaitable[T]) -> T:
     return await aw
+
+
+class _Progress:
+    """Counts a fan-out's finished children and emits :class:`FanOutProgress`."""
+
+    __slots__ = ("done", "failed", "observers", "operation", "total")
+
+    def __init__(
+        self,
+        observers: tuple[_instrument.Observer, ...],
+        operation: Literal["gather", "amap", "as_completed"],
+        total: int | None,
+    ) -> None:
+        self.observers = observers
+        self.operation: Literal["gather", "amap", "as_completed"] = operation
+        self.total = total
+        self.done = 0
+        self.failed = 0
+
+    def report(self, failed: bool) -> None:
+        self.done += 1
+        if failed:
+            self.failed += 1
+        _instrument.emit(
+            self.observers,
+            FanOutProgress(self.operation, self.done, self.failed, self.total, failed),
+        )
 
 
 @overload
@@ -306,14 +336,22 @@ async def gather(
         await checkpoint()
         return results
 
+    observers = _instrument.listeners[FanOutProgress]
+    progress = _Progress(observers, "gather", count) if observers else None
+
     async def run_one(index: int) -> None:
         try:
             results[index] = await aws[index]
         except Exception as exc:
+            if progress is not None:
+                progress.report(True)
             if not return_exceptions:
                 raise
 
             results[index] = exc
+        else:
+            if progress is not None:
+                progress.report(False)
 
     try:
         async with anyio.create_task_group() as group:
@@ -394,6 +432,12 @@ async def amap(
 
     results: list[Any] = [None]
     next_start = -math.inf
+    observers = _instrument.listeners[FanOutProgress]
+    progress = (
+        _Progress(observers, "amap", len(items) if isinstance(items, Sized) else None)
+        if observers
+        else None
+    )
 
     def numbered() -> Iterator[tuple[int, A]]:
         yield 0, first_item
@@ -416,7 +460,16 @@ async def amap(
             check_awaitable_result("amap()", func, awaitable)
         else:
             awaitable = first
-        results[index] = await awaitable
+        if progress is None:
+            results[index] = await awaitable
+            return
+
+        try:
+            results[index] = await awaitable
+        except Exception:
+            progress.report(True)
+            raise
+        progress.report(False)
 
     try:
         async with anyio.create_task_group() as group:
@@ -479,6 +532,16 @@ async def as_completed(
     tasks = [Task(aw if iscoroutine(aw) else _await(aw), None) for aw in aws]
     for task in tasks:
         task._on_finish = send.send_nowait
+    if observers := _instrument.listeners[FanOutProgress]:
+        progress = _Progress(observers, "as_completed", len(tasks))
+
+        def finished(task: Task[T]) -> None:
+            if not task.cancelled():
+                progress.report(task._state == _FAILED)
+            send.send_nowait(task)
+
+        for task in tasks:
+            task._on_finish = finished
 
     async def run(task: Task[T]) -> None:
         await task._run(propagate=False)

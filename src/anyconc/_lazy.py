@@ -10,13 +10,19 @@ import math
 import threading
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Final, Generic, TypeVar, cast
+from typing import Final, Generic, Literal, TypeVar, cast
 
 import anyio
 from anyio.lowlevel import checkpoint_if_cancelled
 
 from ._lowlevel import PerRun, spawn_run_task
-from ._util import check_async_callable, check_awaitable_result, check_number
+from ._stats import AsyncLazyStatistics
+from ._util import (
+    check_async_callable,
+    check_awaitable_result,
+    check_number,
+    check_optional_str,
+)
 
 __all__ = ["AsyncLazy"]
 
@@ -145,9 +151,10 @@ class AsyncLazy(Generic[T]):
         :meth:`reset`
     :raises TypeError: if ``func`` is not callable (a coroutine object is closed first, so
         no "never awaited" warning is left), is a generator, async generator or built-in
-        function (none returns an awaitable), or ``ttl`` is not a number. A plain
-        ``def`` function may return an awaitable, so it is accepted here; if it returns
-        something else, :meth:`get` raises a :exc:`TypeError` naming it.
+        function (none returns an awaitable), ``ttl`` is not a number, or ``name`` not a
+        string. A plain ``def`` function may return an awaitable, so it is accepted here;
+        if it returns something else, :meth:`get` raises a :exc:`TypeError` naming it.
+    :param name: a name, used in the repr and statistics
     :raises ValueError: if ``ttl`` is not positive
     """
 
@@ -155,18 +162,25 @@ class AsyncLazy(Generic[T]):
         "__weakref__",
         "_func",
         "_generation",
+        "_name",
         "_runs",
         "_ttl",
         "_value",
     )
 
     def __init__(
-        self, func: Callable[[], Awaitable[T]], *, ttl: float | None = None
+        self,
+        func: Callable[[], Awaitable[T]],
+        *,
+        ttl: float | None = None,
+        name: str | None = None,
     ) -> None:
         check_async_callable("AsyncLazy()", "func", func, usage="AsyncLazy({})")
         check_number(
             "AsyncLazy()", "ttl", ttl, minimum=0, inclusive=False, optional=True
         )
+        check_optional_str("name", name, "AsyncLazy()")
+        self._name = name
         self._func = func
         self._ttl = None if ttl is None else float(ttl)
         # The value shared by every run (without ttl only).
@@ -174,6 +188,37 @@ class AsyncLazy(Generic[T]):
         # Counts reset() calls.
         self._generation = 0
         self._runs: PerRun[_RunState[T]] = PerRun(_RunState)
+
+    def statistics(self) -> AsyncLazyStatistics:
+        """
+        Return a snapshot of the lazy value's state.
+
+        :return: ``"cached"``, ``"computing"`` or ``"unset"``, whether a fresh value is
+            cached (:meth:`is_set`), the callers waiting for a computation in flight,
+            and the ``ttl``
+
+        """
+        # The computation in flight and the ttl value are the current run's.
+        run = self._runs.get_or_none()
+        attempt = None if run is None else run.attempt
+        state: Literal["cached", "computing", "unset"]
+        if self._value is not _MISSING or (
+            run is not None
+            and run.value is not _MISSING
+            and run.generation == self._generation
+        ):
+            state = "cached"
+        elif attempt is not None:
+            state = "computing"
+        else:
+            state = "unset"
+        waiters = 0 if attempt is None else attempt.waiters
+        return AsyncLazyStatistics(self._name, state, self.is_set(), waiters, self._ttl)
+
+    @property
+    def name(self) -> str | None:
+        """The lazy value's name, or ``None``."""
+        return self._name
 
     def __repr__(self) -> str:
         func = getattr(self._func, "__qualname__", None) or repr(self._func)
@@ -186,7 +231,8 @@ class AsyncLazy(Generic[T]):
             state = "computing"
         else:
             state = "unset"
-        return f"<{type(self).__name__} {func} {state} ttl={self._ttl!r}>"
+        name = "" if self._name is None else f" name={self._name!r}"
+        return f"<{type(self).__name__}{name} {func} {state} ttl={self._ttl!r}>"
 
     def _fresh(self, run: _RunState[T], ttl: float) -> bool:
         # This run has a value, not reset since, younger than ttl.

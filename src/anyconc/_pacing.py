@@ -17,7 +17,8 @@ from anyio.lowlevel import checkpoint
 
 from ._background import BackgroundTask, create_background_task
 from ._lowlevel import PerRun
-from ._util import callable_name, check_callable, check_number
+from ._stats import RateLimiterStatistics
+from ._util import callable_name, check_callable, check_number, check_optional_str
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -83,14 +84,17 @@ class RateLimiter:
 
     :param rate: entries allowed per ``per`` seconds (a positive number)
     :param per: the length of the window, in seconds (a positive number)
+    :param name: a name, used in the repr and statistics
     :raises TypeError: if an argument is not a number
     :raises ValueError: if an argument is not positive and finite
 
     """
 
-    __slots__ = ("_capacity", "_per", "_rate", "_state", "_window")
+    __slots__ = ("_capacity", "_name", "_per", "_rate", "_state", "_window")
 
-    def __init__(self, rate: float, per: float = 1.0) -> None:
+    def __init__(
+        self, rate: float, per: float = 1.0, *, name: str | None = None
+    ) -> None:
         self._rate = float(
             check_number(
                 "RateLimiter()", "rate", rate, minimum=0, inclusive=False, finite=True
@@ -101,6 +105,8 @@ class RateLimiter:
                 "RateLimiter()", "per", per, minimum=0, inclusive=False, finite=True
             )
         )
+        check_optional_str("name", name, "RateLimiter()")
+        self._name = name
         if self._rate.is_integer():
             self._capacity = int(self._rate)
             self._window = self._per
@@ -121,8 +127,45 @@ class RateLimiter:
         """The length of the window, in seconds."""
         return self._per
 
+    @property
+    def name(self) -> str | None:
+        """The limiter's name, or ``None``."""
+        return self._name
+
+    def statistics(self) -> RateLimiterStatistics:
+        """
+        Return a snapshot of the limiter's state, in the current run.
+
+        :return: its name, rate and window, the entries let in within the current
+            window, and the tasks waiting (outside a run: those of the latest run, all
+            its recorded entries counted)
+
+        """
+        state: _LimiterState | None = self._state.get_or_none()
+        if state is not None:
+            now = anyio.current_time()
+        else:
+            state = self._state.peek()
+            now = math.inf
+        if state is None:
+            return RateLimiterStatistics(self._name, self._rate, self._per, 0, 0)
+
+        start = now - self._window
+        admitted = (
+            sum(1 for t in state.admitted if t > start)
+            if now != math.inf
+            else (len(state.admitted))
+        )
+        return RateLimiterStatistics(
+            self._name, self._rate, self._per, admitted, len(state.waiters)
+        )
+
     def __repr__(self) -> str:
-        return f"{type(self).__qualname__}(rate={self._rate!r}, per={self._per!r})"
+        # anyconc's one repr style: <Class name=... key=value ...>
+        return (
+            f"<{type(self).__qualname__} name={self._name!r} rate={self._rate!r} "
+            f"per={self._per!r}>"
+        )
 
     def _next_slot(self, state: _LimiterState, now: float) -> float:
         if len(state.admitted) < self._capacity:
@@ -312,17 +355,21 @@ class Debouncer:
             save_later(save, doc)   # saved once, 0.5 s after the typing stops
 
     :param delay: seconds of quiet before the run (a non-negative finite number)
+    :param name: a name, used in the repr and as the name of its runs' background
+        tasks (so in their log lines and events)
     :raises TypeError: if ``delay`` is not a number
     :raises ValueError: if ``delay`` is negative or not finite
 
     """
 
-    __slots__ = ("_delay", "_runs")
+    __slots__ = ("_delay", "_name", "_runs")
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, *, name: str | None = None) -> None:
         self._delay = float(
             check_number("Debouncer()", "delay", delay, minimum=0, finite=True)
         )
+        check_optional_str("name", name, "Debouncer()")
+        self._name = name
         self._runs: PerRun[_DebounceState] = PerRun(_DebounceState)
 
     @property
@@ -336,8 +383,16 @@ class Debouncer:
         state = self._runs.get_or_none()
         return state is not None and state.pending is not None
 
+    @property
+    def name(self) -> str | None:
+        """The debouncer's name (also its runs' task name), or ``None``."""
+        return self._name
+
     def __repr__(self) -> str:
-        return f"{type(self).__qualname__}({self._delay!r})"
+        return (
+            f"<{type(self).__qualname__} name={self._name!r} delay={self._delay!r} "
+            f"pending={self.pending}>"
+        )
 
     def cancel(self) -> bool:
         """
@@ -383,7 +438,9 @@ class Debouncer:
         scheduled = _Run()
         scheduled.handle = create_background_task(
             self._fire(state, scheduled, partial(func, *args, **kwargs)),
-            name=f"anyconc.Debouncer({callable_name(func)})",
+            name=f"anyconc.Debouncer({callable_name(func)})"
+            if self._name is None
+            else self._name,
         )
         state.pending = scheduled
 

@@ -9,7 +9,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import CancelledError, Executor, Future, ThreadPoolExecutor
 from contextlib import suppress
 from functools import partial
 from typing import Any, TypeVar, cast
@@ -23,6 +23,7 @@ from anyio import (
 )
 from anyio.lowlevel import EventLoopToken, checkpoint_if_cancelled, current_token
 
+from ._bridge import Link
 from ._util import callable_name, check_sync_callable
 
 if sys.version_info >= (3, 11):
@@ -247,7 +248,13 @@ class _Wakeup:
 
 
 def _log_dropped_failure(func: object, future: Future[Any], why: str) -> None:
-    if not future.cancelled() and (exc := future.exception()) is not None:
+    if future.cancelled():
+        return
+
+    exc = future.exception()
+    # A CancelledError is what a call back into the loop raised after the caller was
+    # cancelled (run_from_thread): the expected end of the call, not a failure.
+    if exc is not None and not isinstance(exc, CancelledError):
         logger.warning(
             "%s failed after %s; the exception is dropped",
             callable_name(func),
@@ -275,6 +282,12 @@ async def _run(
     # Keyword arguments are bound here: passed to submit() they could collide with the
     # executor's own options (Dask's submit() takes ``key``, ``pure``, ``workers``...).
     call = partial(func, *args, **kwargs) if kwargs else func
+    link = None
+    if isinstance(executor, ThreadPoolExecutor):
+        # Its threads can call back into this loop (run_from_thread), and such calls
+        # are cancelled with this caller.
+        link = Link(wakeup.token)
+        call = link.wrap(partial(func, *args, **kwargs))
     try:
         future = executor.submit(call, *args) if call is func else executor.submit(call)
     except RuntimeError as exc:
@@ -294,6 +307,9 @@ async def _run(
         # Not started yet: the executor drops it, and we are done.
         if future.cancel():
             raise
+
+        if link is not None:
+            link.cancel()
 
         if cancellable:
             future.add_done_callback(_log_abandoned_failure(func))
@@ -337,6 +353,10 @@ class AsyncExecutor:
     it has queued them for its processes; a Dask client's executor never reports a call
     as started, so cancellation always cancels the Dask task (Dask then releases it,
     but cannot interrupt one already executing on a worker).
+
+    A :class:`~concurrent.futures.ThreadPoolExecutor`'s thread running a call can call
+    async functions back on the caller's event loop (:func:`~anyconc.run_from_thread`);
+    those calls are cancelled when the caller is (with either policy).
 
     The completion of each call reaches the event loop through the future's done
     callback and a thread-safe wake-up of the loop: no thread is blocked per call, so

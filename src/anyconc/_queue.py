@@ -25,7 +25,8 @@ from ._lowlevel import (
     checkpointed,
     get_ident,
 )
-from ._util import check_number
+from ._stats import QueueStatistics
+from ._util import check_number, check_optional_str
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -136,7 +137,8 @@ class Queue(Generic[T]):
 
     :param maxsize: the number of items the queue holds before ``put()`` blocks; ``0``
         or less for no limit
-    :raises TypeError: if ``maxsize`` is not a real number
+    :param name: a name, used in the repr and statistics
+    :raises TypeError: if ``maxsize`` is not a real number or ``name`` not a string
     :raises ValueError: if ``maxsize`` is NaN
 
     """
@@ -147,6 +149,7 @@ class Queue(Generic[T]):
         "_is_shutdown",
         "_join_waiters",
         "_maxsize",
+        "_name",
         "_putters",
         "_queue",
         "_serving",
@@ -155,8 +158,10 @@ class Queue(Generic[T]):
 
     _queue: Any
 
-    def __init__(self, maxsize: float = 0) -> None:
+    def __init__(self, maxsize: float = 0, *, name: str | None = None) -> None:
         check_number(f"{type(self).__name__}()", "maxsize", maxsize)
+        check_optional_str("name", name, f"{type(self).__name__}()")
+        self._name = name
 
         self._maxsize = maxsize
         self._getters: deque[Event] = deque()
@@ -179,6 +184,30 @@ class Queue(Generic[T]):
     def _get(self) -> T:
         return self._queue.popleft()  # type: ignore[no-any-return]
 
+    @property
+    def name(self) -> str | None:
+        """The queue's name, or ``None``."""
+        return self._name
+
+    def statistics(self) -> QueueStatistics:
+        """
+        Return a snapshot of the queue's state.
+
+        :return: its name, bound, size, unfinished tasks, waiting tasks and whether
+            it is shut down
+
+        """
+        return QueueStatistics(
+            self._name,
+            self._maxsize,
+            len(self._queue),
+            self._unfinished_tasks,
+            len(self._getters),
+            len(self._putters),
+            len(self._join_waiters),
+            self._is_shutdown,
+        )
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} at {id(self):#x} {self._format()}>"
 
@@ -186,8 +215,10 @@ class Queue(Generic[T]):
         return f"<{type(self).__name__} {self._format()}>"
 
     def _format(self) -> str:
-        # asyncio's format, so that logs read the same after switching.
+        # asyncio's format, so that logs read the same after switching (and the name).
         result = f"maxsize={self._maxsize!r}"
+        if self._name is not None:
+            result = f"name={self._name!r} {result}"
         if self._queue:
             result += f" _queue={list(self._queue)!r}"
         if self._getters:

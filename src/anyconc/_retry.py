@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import functools
 import inspect
-import logging
 import math
 import random
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, ParamSpec, TypeAlias, TypeVar
+from typing import Any, Literal, ParamSpec, TypeAlias, TypeVar
 
 import anyio
 
+from . import _instrument
+from ._instrument import RetryGaveUp, RetryScheduled
 from ._util import (
     callable_name,
     check_async_callable,
@@ -30,8 +31,6 @@ RetryOn: TypeAlias = (
     | tuple[type[BaseException], ...]
     | Callable[[BaseException], bool]
 )
-
-logger = logging.getLogger("anyconc")
 
 
 def _make_predicate(on: object) -> Callable[[Exception], bool]:
@@ -126,7 +125,9 @@ def retry(
 
     The wrapper adds no scheduling point of its own to a successful first attempt (a
     call is exactly as much a checkpoint as the wrapped function); every backoff sleep
-    is a checkpoint. Each retry is logged at DEBUG level on the ``anyconc`` logger.
+    is a checkpoint. Each retry emits a :class:`~anyconc.RetryScheduled` event, and the
+    last failure a :class:`~anyconc.RetryGaveUp` event (see :func:`anyconc.subscribe`);
+    the built-in logging observer logs both at DEBUG level on the ``anyconc`` logger.
 
     The wrapped function should be a coroutine function (``async def``); a plain
     synchronous function is rejected with :exc:`TypeError` at decoration time, since
@@ -197,14 +198,19 @@ def retry(
                         return await awaitable
                 except Exception as exc:
                     failures += 1
-                    if failures >= attempts or not should_retry(exc):
+                    if failures >= attempts:
+                        _gave_up(func, failures, attempts, "attempts", exc)
+                        raise
+                    if not should_retry(exc):
+                        _gave_up(func, failures, attempts, "not retryable", exc)
                         raise
 
                     sleep_for = backoff(failures - 1)
                     if anyio.current_time() + sleep_for >= deadline:
+                        _gave_up(func, failures, attempts, "timeout", exc)
                         raise
 
-                    _log_retry(func, failures, attempts, sleep_for, exc)
+                    _scheduled(func, failures, attempts, sleep_for, exc)
                 else:
                     # Not retried: calling it again would not make it awaitable.
                     raise not_awaitable_error("retry()", func, awaitable)
@@ -218,15 +224,24 @@ def retry(
     return decorator
 
 
-def _log_retry(
+def _scheduled(
     func: object, failures: int, attempts: int, sleep_for: float, exc: BaseException
 ) -> None:
-    if logger.isEnabledFor(logging.DEBUG):
-        logger.debug(
-            "retrying %s in %.3fs: attempt %d of %d raised %r",
-            callable_name(func),
-            sleep_for,
-            failures,
-            attempts,
-            exc,
+    if observers := _instrument.listeners[RetryScheduled]:
+        _instrument.emit(
+            observers,
+            RetryScheduled(callable_name(func), failures, attempts, sleep_for, exc),
+        )
+
+
+def _gave_up(
+    func: object,
+    failures: int,
+    attempts: int,
+    reason: Literal["attempts", "not retryable", "timeout"],
+    exc: BaseException,
+) -> None:
+    if observers := _instrument.listeners[RetryGaveUp]:
+        _instrument.emit(
+            observers, RetryGaveUp(callable_name(func), failures, attempts, reason, exc)
         )

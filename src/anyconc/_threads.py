@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from concurrent.futures import CancelledError
 from functools import partial
 from typing import ParamSpec, TypeVar
 
@@ -10,7 +11,9 @@ import anyio
 import anyio.to_thread
 from anyio.lowlevel import checkpoint_if_cancelled
 
+from ._bridge import Link
 from ._lowlevel import PerRun
+from ._stats import ThreadPoolStatistics
 from ._util import (
     check_int,
     check_optional_str,
@@ -56,6 +59,10 @@ async def run_in_threadpool(
     interrupted); then the cancellation is raised here (the result is discarded). Use :class:`ThreadPool` with
     ``cancellable=True`` to abandon the thread instead.
 
+    ``func`` can call async functions back on this event loop with
+    :func:`~anyconc.run_from_thread`; when the caller is cancelled, those calls are
+    cancelled (see there).
+
     Example::
 
         thumbnail = await run_in_threadpool(create_thumbnail, image, size=(200, 200))
@@ -70,9 +77,15 @@ async def run_in_threadpool(
     check_sync_callable(
         "run_in_threadpool()", "func", func, usage="run_in_threadpool({}, ...)"
     )
-    result = await anyio.to_thread.run_sync(
-        _checked("run_in_threadpool()", func, partial(func, *args, **kwargs))
-    )
+    try:
+        result = await anyio.to_thread.run_sync(
+            _checked("run_in_threadpool()", func, partial(func, *args, **kwargs))
+        )
+    except CancelledError:
+        # The thread let out the error of a call back into the loop that was cancelled
+        # with this caller (see run_from_thread): deliver the caller's cancellation.
+        await checkpoint_if_cancelled()
+        raise
 
     # The wait for the thread is shielded, so AnyIO returns the result even if the
     # caller was cancelled meanwhile: deliver that cancellation here, on every backend.
@@ -142,6 +155,8 @@ class ThreadPool:
     call is abandoned (the thread runs on, its result is discarded) and the cancellation
     is delivered at once. An abandoned call gives its slot back at once, so while it
     runs on, a cancellable pool can have more than ``max_workers`` threads busy.
+    Either way, the thread's calls back into the loop (:func:`~anyconc.run_from_thread`)
+    are cancelled with the caller.
 
     Example::
 
@@ -175,15 +190,47 @@ class ThreadPool:
 
         """
         check_sync_callable("ThreadPool.run()", "func", func, usage="pool.run({}, ...)")
-        result = await anyio.to_thread.run_sync(
-            _checked("ThreadPool.run()", func, partial(func, *args, **kwargs)),
-            abandon_on_cancel=self.cancellable,
-            limiter=self._limiter.get(),
+        call: Callable[[], T] = _checked(
+            "ThreadPool.run()", func, partial(func, *args, **kwargs)
         )
+        link = None
+        if self.cancellable:
+            # An abandoned thread's calls back into the loop are cancelled with it.
+            link = Link()
+            call = link.wrap(call)
+        try:
+            result = await anyio.to_thread.run_sync(
+                call, abandon_on_cancel=self.cancellable, limiter=self._limiter.get()
+            )
+        except BaseException as exc:
+            if link is not None:
+                link.cancel()
+            if isinstance(exc, CancelledError):
+                await checkpoint_if_cancelled()  # as in run_in_threadpool
+            raise
         # As in run_in_threadpool: a cancellation that arrived while the (shielded)
         # call ran is delivered now, instead of at the caller's next checkpoint.
         await checkpoint_if_cancelled()
         return result
+
+    def statistics(self) -> ThreadPoolStatistics:
+        """
+        Return a snapshot of the pool's state, in the current run.
+
+        :return: its name and limit, the calls holding a slot and those waiting for one
+            (outside a run: those of the latest run), and its cancellation policy
+
+        """
+        limiter = self._limiter.get_or_none()
+        if limiter is None:  # outside a run: the latest run's
+            limiter = self._limiter.peek()
+        running = waiting = 0
+        if limiter is not None:
+            stats = limiter.statistics()
+            running, waiting = stats.borrowed_tokens, stats.tasks_waiting
+        return ThreadPoolStatistics(
+            self.name, self.max_workers, running, waiting, self.cancellable
+        )
 
     def __repr__(self) -> str:
         return (

@@ -97,13 +97,19 @@ class BackgroundTasksStatus(TypedDict):
     active_tasks: int
     #: The running tasks, oldest first.
     tasks: list[TaskInfo]
+    #: Tasks started, finished (whatever the outcome) and failed since the supervisor
+    #: was made (from :meth:`BackgroundTasks.statistics`).
+    started_tasks: int
+    finished_tasks: int
+    failed_tasks: int
 
 
 def background_tasks_status(
     supervisor: BackgroundTasks | None = None,
 ) -> BackgroundTasksStatus:
     """
-    Describe the running tasks of ``supervisor``: how many, their names and ages.
+    Describe the running tasks of ``supervisor``: how many, their names and ages, and
+    its counters (from :meth:`~anyconc.BackgroundTasks.statistics`).
 
     Without ``supervisor``, describe the one that owns :func:`create_background_task`
     calls in the current run right now: the innermost active
@@ -133,7 +139,14 @@ def background_tasks_status(
         supervisor = current_owner()
         if supervisor is None:
             anyio.current_time()  # outside a run: raise, as with a supervisor
-            return {"supervisor": None, "active_tasks": 0, "tasks": []}
+            return {
+                "supervisor": None,
+                "active_tasks": 0,
+                "tasks": [],
+                "started_tasks": 0,
+                "finished_tasks": 0,
+                "failed_tasks": 0,
+            }
     elif not isinstance(supervisor, BackgroundTasks):
         raise TypeError(
             f"supervisor must be a BackgroundTasks, got {type(supervisor).__qualname__}"
@@ -144,10 +157,14 @@ def background_tasks_status(
     for task in supervisor.active:
         infos.append({"name": task.name, "age": max(0.0, now - task.started_at)})
 
+    stats = supervisor.statistics()
     return {
-        "supervisor": supervisor.name,
+        "supervisor": stats.name,
         "active_tasks": len(infos),
         "tasks": infos,
+        "started_tasks": stats.started,
+        "finished_tasks": stats.finished,
+        "failed_tasks": stats.failed,
     }
 
 

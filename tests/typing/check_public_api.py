@@ -24,41 +24,68 @@ import anyconc
 from anyconc import (
     AllFailedError,
     AsyncEvent,
+    AsyncEventStatistics,
     AsyncExecutor,
     AsyncLazy,
+    AsyncLazyStatistics,
+    BackgroundDrainFinished,
+    BackgroundDrainStarted,
     BackgroundTask,
+    BackgroundTaskFailed,
     BackgroundTasks,
+    BackgroundTasksStatistics,
+    BackgroundTaskStarted,
     Barrier,
+    BarrierStatistics,
     CapacityLimiter,
     CircuitBreaker,
+    CircuitBreakerStatistics,
     CircuitOpenError,
+    CircuitStateChanged,
     Condition,
     Debouncer,
+    FanOutProgress,
+    InstrumentEvent,
     LifoQueue,
     Lock,
+    LoggingObserver,
+    Observer,
     PriorityQueue,
     Queue,
+    QueueStatistics,
     RateLimiter,
+    RateLimiterStatistics,
+    RetryGaveUp,
+    RetryScheduled,
     Semaphore,
     Task,
     TaskGroup,
     ThreadPool,
+    ThreadPoolStatistics,
     Timeout,
     amap,
     as_completed,
+    asyncify,
     create_background_task,
     create_task_group,
     every,
     gather,
     iterate_in_threadpool,
+    logging_observer,
     retry,
+    run_from_thread,
     run_in_executor,
     run_in_process,
     run_in_threadpool,
     run_until_first_complete,
     shield,
+    subscribe,
+    syncify,
     timeout,
+    unsubscribe,
 )
+from anyconc.otel import OpenTelemetryObserver
+from anyconc.prometheus import PrometheusObserver
 
 if sys.version_info >= (3, 11):
     from typing import assert_type
@@ -228,6 +255,114 @@ async def resilience() -> None:
         t.reschedule(None)
     assert_type(t.expired(), bool)
     assert_type(await shield(fetch_int(1)), int)
+
+
+def bridge() -> None:
+    # From a worker thread: back into the event loop, blocking.
+    assert_type(run_from_thread(fetch_int, 1), int)
+    run_from_thread(fetch_int, "x")  # type: ignore[arg-type]
+    sync_fetch = syncify(fetch_int)  # the signature kept (ParamSpec)
+    as_sync: Callable[[int], int] = sync_fetch
+    assert_type(sync_fetch(x=1), int)
+    assert_type(as_sync(1), int)
+    syncify(blocking)  # type: ignore[arg-type]
+
+
+async def bridge_async() -> None:
+    async_blocking = asyncify(blocking)
+    assert_type(await async_blocking(1, "s", c=1.0), bytes)
+    assert_type(await asyncify(blocking, pool=ThreadPool(2))(1), bytes)
+    await async_blocking("1")  # type: ignore[arg-type]
+
+
+def instrumentation() -> None:
+    def observe(event: InstrumentEvent) -> None:
+        if isinstance(event, RetryScheduled):
+            assert_type(event.function, str)
+            assert_type(event.attempt, int)
+            assert_type(event.attempts, int)
+            assert_type(event.delay, float)
+            assert_type(event.error, BaseException)
+        elif isinstance(event, RetryGaveUp):
+            assert_type(event.reason, Literal["attempts", "not retryable", "timeout"])
+        elif isinstance(event, CircuitStateChanged):
+            assert_type(event.breaker, str | None)
+            assert_type(event.previous, Literal["closed", "open", "half-open"])
+            assert_type(event.state, Literal["closed", "open", "half-open"])
+            assert_type(event.reason, str)
+            assert_type(event.recovery_timeout, float)
+        elif isinstance(event, BackgroundTaskStarted):
+            assert_type(event.supervisor, str | None)
+            assert_type(event.task, str)
+        elif isinstance(event, BackgroundTaskFailed):
+            assert_type(event.error, BaseException)
+        elif isinstance(event, BackgroundDrainStarted):
+            assert_type(event.active, int)
+            assert_type(event.timeout, float | None)
+        elif isinstance(event, BackgroundDrainFinished):
+            assert_type(event.finished, int)
+            assert_type(event.cancelled, int)
+            assert_type(event.elapsed, float)
+        elif isinstance(event, FanOutProgress):
+            assert_type(event.operation, Literal["gather", "amap", "as_completed"])
+            assert_type(event.done, int)
+            assert_type(event.failed, int)
+            assert_type(event.total, int | None)
+            assert_type(event.child_failed, bool)
+        assert_type(event.kind, str)
+
+    as_observer: Observer = observe
+    stop = subscribe(as_observer, kinds=[RetryScheduled, CircuitStateChanged])
+    assert_type(stop, Callable[[], None])
+    stop()
+    subscribe(observe, kinds=[int])  # type: ignore[list-item]
+    unsubscribe(observe)
+    assert_type(logging_observer, LoggingObserver)
+    assert_type(LoggingObserver.kinds, tuple[type[InstrumentEvent], ...])
+    subscribe(LoggingObserver(), kinds=LoggingObserver.kinds)
+    subscribe(OpenTelemetryObserver(span_events=False))
+    subscribe(PrometheusObserver(namespace="app"), kinds=PrometheusObserver.kinds)
+
+
+def statistics() -> None:
+    # Every name= is optional, a string or None; every statistics() a frozen snapshot.
+    queue = Queue[int](name="q").statistics()
+    assert_type(queue, QueueStatistics)
+    assert_type(queue.name, str | None)
+    assert_type(queue.maxsize, float)
+    assert_type(queue.size, int)
+    assert_type(queue.shutdown, bool)
+    assert_type(PriorityQueue[int](name="p").statistics(), QueueStatistics)
+    assert_type(LifoQueue[int](name="l").statistics(), QueueStatistics)
+    barrier = Barrier(2, name="b").statistics()
+    assert_type(barrier, BarrierStatistics)
+    assert_type(barrier.n_waiting, int)
+    assert_type(barrier.broken, bool)
+    event = AsyncEvent(name="e")
+    assert_type(event.name, str | None)
+    assert_type(event.statistics(), AsyncEventStatistics)
+    assert_type(event.statistics().waiters, int)
+    lazy = AsyncLazy(fetch_str, name="l").statistics()
+    assert_type(lazy, AsyncLazyStatistics)
+    assert_type(lazy.state, Literal["cached", "computing", "unset"])
+    assert_type(lazy.ttl, float | None)
+    breaker = CircuitBreaker(name="c")
+    assert_type(breaker.name, str | None)
+    assert_type(breaker.statistics(), CircuitBreakerStatistics)
+    assert_type(breaker.statistics().times_opened, int)
+    assert_type(breaker.statistics().retry_after, float)
+    limiter = RateLimiter(5, name="r").statistics()
+    assert_type(limiter, RateLimiterStatistics)
+    assert_type(limiter.admitted, int)
+    assert_type(Debouncer(0.5, name="d").name, str | None)
+    pool = ThreadPool(2, name="t").statistics()
+    assert_type(pool, ThreadPoolStatistics)
+    assert_type(pool.running, int)
+    supervisor = BackgroundTasks(name="s").statistics()
+    assert_type(supervisor, BackgroundTasksStatistics)
+    assert_type(supervisor.failed, int)
+    assert_type(supervisor.accepting, bool)
+    Queue[int](name=1)  # type: ignore[arg-type]
 
 
 def awaitable_of(value: Awaitable[int]) -> Awaitable[int]:
