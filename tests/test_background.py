@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import threading
 import warnings
 
@@ -287,25 +288,44 @@ async def test_shutdown_without_timeout_waits_for_everything() -> None:
     assert task.done() and not task.cancelled()
 
 
-async def test_shutdown_stops_accepting() -> None:
-    attempts: list[str] = []
+NOT_ACCEPTING = (
+    "the background tasks supervisor 'app' is not accepting new tasks (not entered "
+    "yet, shutting down, or exited); create the task while its async with block is "
+    "active"
+)
 
-    async def late(tasks: BackgroundTasks) -> None:
-        await anyio.sleep(0.01)
+
+async def test_shutdown_stops_accepting_from_outside_its_tasks() -> None:
+    attempts: list[str] = []
+    draining = anyio.Event()
+    release = anyio.Event()
+
+    async def slow() -> None:
+        draining.set()
+        await release.wait()
+
+    async def outsider(tasks: BackgroundTasks) -> None:
+        await draining.wait()
+        await anyio.wait_all_tasks_blocked()
         coro = anyio.sleep(0)
         try:
             tasks.create_task(coro)
         except RuntimeError as exc:
             attempts.append(str(exc))
         assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+        release.set()
 
-    async with BackgroundTasks(name="app") as tasks:
-        tasks.create_task(late(tasks))
+    tasks = BackgroundTasks(name="app")
+    async with anyio.create_task_group() as group:
+        group.start_soon(outsider, tasks)
+        async with tasks:
+            tasks.create_task(slow())
 
-    assert attempts == [
-        "the background tasks supervisor 'app' is not accepting new tasks "
-        "(not entered yet, or shutting down)"
-    ]
+    assert attempts == [NOT_ACCEPTING]
+    coro = anyio.sleep(0)
+    with pytest.raises(RuntimeError, match=re.escape(NOT_ACCEPTING)):
+        tasks.create_task(coro)
+    assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
 
 
 async def test_cancelled_host_cancels_the_tasks_at_once() -> None:

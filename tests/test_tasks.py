@@ -682,20 +682,36 @@ async def test_start_on_inactive_group() -> None:
         await group.start(server)
 
 
-async def test_entering_twice_raises() -> None:
+async def test_entering_while_active_raises_and_reentering_after_exit_works() -> None:
+    # Issue 13 case 9: an import-time group serves any number of blocks (API.md rule 2).
     group = TaskGroup()
+    active = (
+        r"^this task group is already active; it can be entered again once its "
+        r"async with block has exited \(or use a new TaskGroup\)$"
+    )
     async with group:
-        with pytest.raises(
-            RuntimeError, match="^this task group has already been entered$"
-        ):
+        first = group.create_task(fetch("first"))
+        with pytest.raises(RuntimeError, match=active):
             async with group:
                 pass
 
-    with pytest.raises(
-        RuntimeError, match="^this task group has already been entered$"
-    ):
+    assert first.result() == "first"
+    async with group:
+        second = group.create_task(fetch("second"))
+        assert group.tasks == (second,)
+
+    assert second.result() == "second"
+    assert group.tasks == ()
+    with pytest.raises(ExceptionGroup) as excinfo:
         async with group:
-            pass
+            group.create_task(fail(ValueError("third")))
+
+    assert [str(e) for e in excinfo.value.exceptions] == ["third"]
+    # The failure of an earlier block is not reported again by a later one.
+    async with group:
+        fourth = group.create_task(fetch("fourth"))
+
+    assert fourth.result() == "fourth"
 
 
 async def test_create_task_with_function_says_to_call_it() -> None:
@@ -956,16 +972,17 @@ async def test_async_for_caller_cancelled_before_the_body() -> None:
     assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
 
 
-async def test_async_for_on_an_entered_group_raises() -> None:
+async def test_async_for_on_an_active_group_raises_and_after_exit_works() -> None:
     group = TaskGroup()
     async with group:
-        pass
+        with pytest.raises(RuntimeError, match="^this task group is already active"):
+            async for _ in group:
+                pytest.fail("the body must not run")
 
-    with pytest.raises(
-        RuntimeError, match="^this task group has already been entered$"
-    ):
-        async for _ in group:
-            pytest.fail("the body must not run")
+    async for entered in group:
+        task = entered.create_task(fetch("again"))
+
+    assert task.result() == "again"
 
 
 async def test_async_for_group_sees_callers_contextvars() -> None:
@@ -1188,14 +1205,9 @@ def test_run_portability_asyncio_trio_asyncio() -> None:
     assert anyio.run(_use_fresh_groups, backend="trio") == expected
     assert anyio.run(_use_fresh_groups, backend="asyncio") == expected
 
-    # A group is entered once, like asyncio.TaskGroup, whatever the run.
-    async def reenter() -> None:
-        with pytest.raises(
-            RuntimeError, match="^this task group has already been entered$"
-        ):
-            await use(group)
-
-    anyio.run(reenter, backend="trio")
+    # An import-time group is entered again in any later run, on any backend.
+    assert anyio.run(use, group, backend="trio") == 5
+    assert anyio.run(use, loop_group, backend="asyncio") == 5
 
 
 def test_public_names() -> None:

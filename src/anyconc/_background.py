@@ -7,20 +7,27 @@ import logging
 import math
 import sys
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from contextlib import suppress
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from anyio import NoEventLoopError, get_cancelled_exc_class
 
-from ._lowlevel import current_run, current_time, spawn_run_task
-from ._tasks import _FAILED, Task, check_coroutine
+from ._lowlevel import current_run, current_time, interrupt_run, spawn_run_task
+from ._tasks import (
+    INTERRUPTS,
+    Task,
+    check_coroutine,
+    find_interrupt,
+)
 from ._util import check_optional_str, check_shutdown_timeout
 
 if sys.version_info >= (3, 11):
     from typing import Self
 else:
+    from exceptiongroup import BaseExceptionGroup
     from typing_extensions import Self
 
 if TYPE_CHECKING:
@@ -55,6 +62,14 @@ class _RunState:
 _run_states: weakref.WeakKeyDictionary[object, _RunState] = weakref.WeakKeyDictionary()
 
 
+# The supervisor that owns the current task's context: set in every background task's
+# context (to its supervisor) and by ``async with BackgroundTasks()`` in the entering
+# task, so that a task started from there goes to it, also while it drains.
+_context_owner: contextvars.ContextVar[BackgroundTasks | None] = contextvars.ContextVar(
+    "anyconc_background_owner", default=None
+)
+
+
 def _run_state() -> _RunState:
     run = current_run()
     state = _run_states.get(run)
@@ -74,6 +89,10 @@ def current_owner() -> BackgroundTasks | None:
 
     """
     state = _run_state()
+    owner = _context_owner.get()
+    if owner is not None and owner._accepts_from_context():
+        return owner
+
     return state.owners[-1] if state.owners else state.default
 
 
@@ -101,27 +120,33 @@ class BackgroundTask(Task[T]):
 
     __slots__ = ("_awaiters", "_in_block", "started_at")
 
-    def __init__(self, coro: Coroutine[Any, Any, T], name: str | None) -> None:
-        super().__init__(coro, name)
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, T],
+        name: str | None,
+        *,
+        on_finish: Callable[[Task[T]], object] | None = None,
+    ) -> None:
+        super().__init__(coro, name, on_finish=on_finish)
         self._in_block = False
         # How many ``await task`` are parked: each will retrieve a failure itself.
         self._awaiters = 0
         #: The event-loop time (``anyio.current_time()``) at which the task was created.
         self.started_at = current_time()
 
+    def _log_if_unretrieved(self) -> None:
+        exc = self._unretrieved_failure()
+        if exc is not None:
+            self._mark_retrieved()  # logged once
+            logger.error("background task %r failed", self._name, exc_info=exc)
+
     def _finish(self) -> None:
         super()._finish()
         # After the done-callbacks, which may retrieve the failure; an ``await task``
-        # parked here (counted in _awaiters) will retrieve it when it resumes.
-        if (
-            self._state == _FAILED
-            and not self._retrieved
-            and not self._in_block
-            and not self._awaiters
-        ):
-            logger.error(
-                "background task %r failed", self._name, exc_info=self._exception
-            )
+        # parked here (counted in _awaiters) will retrieve it when it resumes, and a
+        # bound block at its exit.
+        if not self._in_block and not self._awaiters:
+            self._log_if_unretrieved()
 
     async def _wait_result(self) -> T:
         self._awaiters += 1
@@ -129,6 +154,10 @@ class BackgroundTask(Task[T]):
             return await super()._wait_result()
         finally:
             self._awaiters -= 1
+            # The awaiter was cancelled in the step in which the task failed: nobody
+            # else will retrieve the failure.
+            if not self._awaiters and not self._in_block:
+                self._log_if_unretrieved()
 
     async def __aenter__(self) -> Self:
         self._in_block = True
@@ -142,13 +171,23 @@ class BackgroundTask(Task[T]):
     ) -> None:
         self.cancel()
         # Even if the block is being cancelled, the task must have finished on exit.
-        with anyio.CancelScope(shield=True):
-            await self.wait()
+        try:
+            with anyio.CancelScope(shield=True):
+                await self.wait()
+        finally:
+            self._in_block = False
 
-        if exc_type is None and self._state == _FAILED:
-            self._retrieved = True
-            assert self._exception is not None
-            raise self._exception
+        exc = self._unretrieved_failure()
+        if exc is None:
+            return
+
+        if exc_type is None:
+            self._mark_retrieved()
+            raise exc
+
+        # The block is raising its own exception: the task's failure is logged, not
+        # lost (API.md rule 4).
+        self._log_if_unretrieved()
 
 
 class BackgroundTasks:
@@ -191,10 +230,13 @@ class BackgroundTasks:
         self.shutdown_timeout = shutdown_timeout
         self._group: AnyIOTaskGroup | None = None
         self._accepting = False
+        # Draining: only the supervisor's own tasks may still add tasks to it.
+        self._draining = False
         self._entered = False
         self._tasks: dict[BackgroundTask[Any], None] = {}
         self._pending: list[BackgroundTask[Any]] = []
         self._idle: anyio.Event | None = None
+        self._owner_token: contextvars.Token[BackgroundTasks | None] | None = None
 
     def __repr__(self) -> str:
         return f"<BackgroundTasks name={self.name!r} active={len(self._tasks)}>"
@@ -204,41 +246,57 @@ class BackgroundTasks:
         """The tasks that are still running (or about to start), oldest first."""
         return tuple(self._tasks)
 
+    def _accepts_from_context(self) -> bool:
+        # Called with this supervisor as the current context's owner.
+        return self._accepting or self._draining
+
     def create_task(
         self, coro: Coroutine[Any, Any, T], *, name: str | None = None
     ) -> BackgroundTask[T]:
         """
         Start ``coro`` as a background task of this supervisor.
 
+        The task runs in a copy of the caller's :mod:`contextvars` context, taken now.
+        While the supervisor drains (its block is exiting), only its own tasks may still
+        add tasks to it; the drain then waits for those too, within the same
+        ``shutdown_timeout``.
+
         :param coro: a coroutine object (``send_email(user)``, not ``send_email``)
         :param name: the task's name (default: the coroutine's qualified name)
         :return: the task's handle
         :raises TypeError: if ``coro`` is not a coroutine object
         :raises RuntimeError: if the supervisor is not accepting tasks (not entered yet,
-            or shutting down); ``coro`` is closed
+            shutting down, or exited); ``coro`` is closed
 
         """
         check_coroutine(coro, "create_task")
-        if not self._accepting:
+        if not self._accepting and not (
+            self._draining and _context_owner.get() is self
+        ):
             coro.close()
             raise RuntimeError(
                 f"the background tasks supervisor {self.name!r} is not accepting new "
-                f"tasks (not entered yet, or shutting down)"
+                f"tasks (not entered yet, shutting down, or exited); create the task "
+                f"while its async with block is active"
             )
 
-        task = BackgroundTask(coro, name)
-        task._on_finish = self._forget
-        self._tasks[task] = None
-        if self._group is None:
-            self._pending.append(task)  # the host of a default supervisor is starting
-        else:
-            self._spawn(task)
-
+        task = BackgroundTask(coro, name, on_finish=self._forget)
+        # Context copied at creation (API.md rule 9), with this supervisor as the owner
+        # of what the task itself starts.
+        task._defer()
+        task._set_context_var(_context_owner, self)
+        self._admit(task)
         return task
 
-    def _spawn(self, task: BackgroundTask[Any]) -> None:
-        assert self._group is not None
-        task._handle = self._group.create_task(task._run(False), name=task._name)
+    def _admit(self, task: BackgroundTask[Any]) -> None:
+        # The one way a new task comes in (a limit gate can sit in front of it): it is
+        # counted at once, and started now, or as soon as the default supervisor's
+        # host runs.
+        self._tasks[task] = None
+        if self._group is None:
+            self._pending.append(task)
+        else:
+            task._start(self._group, propagate=False)
 
     def _forget(self, task: Task[Any]) -> None:
         del self._tasks[task]  # type: ignore[arg-type]
@@ -252,7 +310,7 @@ class BackgroundTasks:
         self._accepting = True
         pending, self._pending = self._pending, []
         for task in pending:
-            self._spawn(task)
+            task._start(group, propagate=False)
 
     async def __aenter__(self) -> Self:
         if self._entered:
@@ -266,6 +324,7 @@ class BackgroundTasks:
             raise
 
         _run_state().owners.append(self)
+        self._owner_token = _context_owner.set(self)
         return self
 
     async def __aexit__(
@@ -278,27 +337,30 @@ class BackgroundTasks:
         if self in owners:
             owners.remove(self)
 
+        token, self._owner_token = self._owner_token, None
+        if token is not None:
+            with suppress(ValueError):  # exited in another context than entered
+                _context_owner.reset(token)
+
         try:
-            return await self._close(exc_type, exc_val, exc_tb)
+            return await self._close(exc_val)
         finally:
             # Reusable afterwards: by a later block, in this run or another one.
             self._group = None
             self._idle = None
             self._entered = False
 
-    async def _close(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> bool | None:
+    async def _close(self, exc_val: BaseException | None) -> bool | None:
+        """
+        Drain (unless ``exc_val`` is an interrupt or a cancellation), cancel what is
+        left, wait for it; raise ``exc_val`` unwrapped, or an interrupt raised by a task
+        (it wins over anything else), else the group's own exception.
+        """
         self._accepting = False
         group = self._group
         assert group is not None
-        cancelled_exc_class = get_cancelled_exc_class()
-        if self._tasks and not (
-            exc_type is not None and issubclass(exc_type, cancelled_exc_class)
-        ):
+        if self._tasks and (exc_val is None or isinstance(exc_val, Exception)):
+            self._draining = True
             try:
                 timeout = (
                     math.inf if self.shutdown_timeout is None else self.shutdown_timeout
@@ -306,15 +368,39 @@ class BackgroundTasks:
                 with anyio.move_on_after(timeout):
                     self._idle = anyio.Event()
                     await self._idle.wait()
-            except BaseException as exc:  # cancelled (or interrupted) while draining
-                exc_type, exc_val, exc_tb = type(exc), exc, exc.__traceback__
+            except BaseException as exc:  # cancelled or interrupted while draining
+                exc_val = exc
+            finally:
+                self._draining = False
 
-        self._cancel_remaining(
-            logging.DEBUG
-            if exc_type is not None and issubclass(exc_type, cancelled_exc_class)
-            else logging.WARNING
-        )
-        return await group.__aexit__(exc_type, exc_val, exc_tb)
+        quiet = exc_val is not None and not isinstance(exc_val, Exception)
+        self._cancel_remaining(logging.DEBUG if quiet else logging.WARNING)
+        try:
+            return await group.__aexit__(
+                None if exc_val is None else type(exc_val),
+                exc_val,
+                None if exc_val is None else exc_val.__traceback__,
+            )
+        except BaseException as exc:
+            interrupt = find_interrupt(exc)
+            if interrupt is not None and interrupt is not exc:
+                raise interrupt from None
+
+            if (
+                exc_val is not None
+                and exc is not exc_val
+                and isinstance(exc, BaseExceptionGroup)
+                and _only(exc, exc_val)
+            ):
+                # The body's own exception, wrapped by the task group: unwrap it.
+                raise exc_val from None
+
+            raise
+        finally:
+            # Tasks that the backend cancelled before their first step (asyncio at run
+            # end): close their coroutines, so that nothing warns.
+            for task in tuple(self._tasks):
+                task._settle()
 
     def _cancel_remaining(self, level: int) -> None:
         for task in self._tasks:
@@ -325,6 +411,13 @@ class BackgroundTasks:
                 self.name,
             )
             task.cancel()
+
+
+def _only(group: BaseExceptionGroup[BaseException], exc: BaseException) -> bool:
+    """Whether ``group`` holds ``exc`` and nothing else but cancellations."""
+    cancelled = get_cancelled_exc_class()
+    rest = group.subgroup(lambda e: e is not exc and not isinstance(e, cancelled))
+    return rest is None and group.subgroup(lambda e: e is exc) is not None
 
 
 def _default_supervisor(state: _RunState) -> BackgroundTasks:
@@ -345,12 +438,20 @@ def _default_supervisor(state: _RunState) -> BackgroundTasks:
 
 async def _host_default_supervisor(supervisor: BackgroundTasks) -> None:
     # Runs until the event-loop run ends; then the backend cancels it, which cancels the
-    # tasks still running. It must raise nothing but that cancellation.
+    # tasks still running. It must raise nothing but that cancellation, or an interrupt
+    # raised by one of its tasks, which goes to the code that started the run.
     await supervisor._open()
     try:
         await anyio.sleep_forever()
     except BaseException as exc:
-        await supervisor._close(type(exc), exc, exc.__traceback__)
+        try:
+            await supervisor._close(exc)
+        except INTERRUPTS as interrupt:
+            if interrupt_run(interrupt):
+                return  # trio: delivered to the main task instead
+
+            raise  # asyncio: it leaves the event loop, which ends the run
+
         raise
 
 
@@ -358,7 +459,7 @@ def _abandon_pending(supervisor: BackgroundTasks) -> None:
     supervisor._accepting = False
     pending, supervisor._pending = supervisor._pending, []
     for task in pending:
-        task._close_unstarted()
+        task._discard()
 
 
 def create_background_task(
@@ -401,5 +502,8 @@ def create_background_task(
             "create_background_task() must be called from a task of a running event loop"
         ) from None
 
-    owner = state.owners[-1] if state.owners else _default_supervisor(state)
+    owner = _context_owner.get()
+    if owner is None or not owner._accepts_from_context():
+        owner = state.owners[-1] if state.owners else _default_supervisor(state)
+
     return owner.create_task(coro, name=name)

@@ -10,10 +10,11 @@ from typing import Any, TypeVar
 
 import anyio
 from anyio import get_cancelled_exc_class
+from anyio.abc import TaskGroup
 from anyio.lowlevel import checkpoint
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from ._tasks import Task
+from ._tasks import INTERRUPTS, Interrupted, Task, find_interrupt, unwrap_interrupts
 
 __all__ = ["amap", "as_completed", "gather"]
 
@@ -53,6 +54,20 @@ def _close_unstarted(aws: Iterable[object]) -> None:
 
 async def _await(aw: Awaitable[T]) -> T:
     return await aw
+
+
+@asynccontextmanager
+async def _unwrapping_interrupts() -> AsyncIterator[None]:
+    # Around a task group whose children carry interrupts: the caller gets
+    # KeyboardInterrupt / SystemExit in the group (rule 7), as on trio.
+    try:
+        yield
+    except BaseException as exc:
+        unwrapped = unwrap_interrupts(exc)
+        if unwrapped is exc:
+            raise
+
+        raise unwrapped from None
 
 
 async def gather(
@@ -104,9 +119,11 @@ async def gather(
                 raise
 
             results[index] = exc
+        except INTERRUPTS as exc:
+            raise Interrupted(exc) from None  # see _tasks.Interrupted
 
     try:
-        async with anyio.create_task_group() as group:
+        async with _unwrapping_interrupts(), anyio.create_task_group() as group:
             if limit is None or limit >= count:
                 for index in range(count):
                     group.start_soon(run_one, index)
@@ -194,9 +211,12 @@ async def amap(
             if start > now:
                 await anyio.sleep_until(start)
 
-        results[index] = await func(item)
+        try:
+            results[index] = await func(item)
+        except INTERRUPTS as exc:
+            raise Interrupted(exc) from None  # see _tasks.Interrupted
 
-    async with anyio.create_task_group() as group:
+    async with _unwrapping_interrupts(), anyio.create_task_group() as group:
         if limit is None:
             for index, item in enumerate(iterator):
                 results.append(None)
@@ -269,25 +289,23 @@ async def as_completed(
         raise
 
     send, receive = anyio.create_memory_object_stream[Task[T]](math.inf)
-    tasks = [Task(aw if iscoroutine(aw) else _await(aw), None) for aw in aws]
-    for task in tasks:
-        task._on_finish = send.send_nowait
-
-    async def run(task: Task[T]) -> None:
-        await task._run(propagate=False)
+    tasks = [
+        Task(aw if iscoroutine(aw) else _await(aw), None, on_finish=send.send_nowait)
+        for aw in aws
+    ]
 
     group = anyio.create_task_group()
     await group.__aenter__()
     try:
         if limit is None or limit >= len(tasks):
             for task in tasks:
-                task._handle = group.create_task(run(task), name=task.name)
+                task._start(group, propagate=False)
         else:
             queue = iter(tasks)
 
             async def worker() -> None:
                 for task in queue:
-                    await run(task)
+                    await task._run(propagate=False)
 
             for _ in range(limit):
                 group.start_soon(worker)
@@ -297,17 +315,36 @@ async def as_completed(
         group.cancel_scope.cancel()
         _close_unstarted(aws)
         if isinstance(exc, get_cancelled_exc_class()):
-            if await group.__aexit__(type(exc), exc, exc.__traceback__):
+            if await _exit_group(group, exc):
                 return
 
             raise
 
-        await group.__aexit__(None, None, None)
+        await _exit_group(group, None)
         raise
     else:
         group.cancel_scope.cancel()
-        await group.__aexit__(None, None, None)
+        await _exit_group(group, None)
     finally:
+        for task in tasks:
+            task._settle()  # never started: close its coroutine
+
         _close_unstarted(aws)
         send.close()
         receive.close()
+
+
+async def _exit_group(group: TaskGroup, exc: BaseException | None) -> bool | None:
+    # A task's interrupt comes out of as_completed() unwrapped: its failures stay on
+    # their handles, so an interrupt is the only thing its tasks can raise.
+    try:
+        if exc is None:
+            return await group.__aexit__(None, None, None)
+
+        return await group.__aexit__(type(exc), exc, exc.__traceback__)
+    except BaseException as raised:
+        interrupt = find_interrupt(raised)
+        if interrupt is None or interrupt is raised:
+            raise
+
+        raise interrupt from None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
@@ -31,7 +32,16 @@ from anyio import current_time as anyio_current_time
 from anyio.lowlevel import checkpoint as anyio_checkpoint
 from anyio.lowlevel import current_token
 
-__all__ = ["call_soon", "checkpoint", "current_run", "current_time", "spawn_run_task"]
+__all__ = [
+    "call_soon",
+    "checkpoint",
+    "current_run",
+    "current_time",
+    "interrupt_run",
+    "spawn_run_task",
+]
+
+logger = logging.getLogger("anyconc")
 
 # asyncio keeps only weak references to tasks: hold the run-level tasks here until done.
 _asyncio_run_tasks: set[asyncio.Task[Any]] = set()
@@ -90,7 +100,7 @@ def spawn_run_task(
             else context.run(loop.create_task, coro, name=name)
         )
         _asyncio_run_tasks.add(task)
-        task.add_done_callback(_asyncio_run_tasks.discard)
+        task.add_done_callback(_asyncio_run_task_done)
         if on_done is not None:
             # A task cancelled before its first step never runs its code (the
             # cancellation is thrown in at the start), so report through the task.
@@ -98,6 +108,49 @@ def spawn_run_task(
             task.add_done_callback(lambda _: report())
     else:  # pragma: no cover - AnyIO supports no other backend
         raise RuntimeError(f"unsupported async library {library!r}")
+
+
+def interrupt_run(interrupt: BaseException) -> bool:
+    """
+    Make the current run end with ``interrupt`` (a ``KeyboardInterrupt`` or
+    ``SystemExit``) raised by a task that :func:`spawn_run_task` started.
+
+    On asyncio the task only has to raise it: ``asyncio.Task`` lets these two leave
+    the event loop, and the runner then cancels every other task (their ``finally``
+    blocks run) before ``asyncio.run()`` / ``anyio.run()`` raises it. Returns ``False``:
+    raise it.
+
+    On trio a system task must not raise (trio would turn it into ``TrioInternalError``):
+    a ``KeyboardInterrupt`` is handed to trio's own Ctrl-C delivery, which raises it in
+    the main task (so it unwinds normally) and out of ``trio.run()``. Returns ``True``:
+    do not raise it. trio has no such path for ``SystemExit``: it is delivered as a
+    ``KeyboardInterrupt`` whose ``__context__`` is the ``SystemExit`` (documented).
+
+    """
+    library = sniffio.current_async_library()
+    if library != "trio":
+        return False
+
+    from trio._core._run import GLOBAL_RUN_CONTEXT
+
+    runner = GLOBAL_RUN_CONTEXT.runner
+    if not isinstance(interrupt, KeyboardInterrupt):
+        logger.critical(
+            "SystemExit raised by a background task of the run-wide supervisor: trio "
+            "can only end the run with KeyboardInterrupt",
+            exc_info=interrupt,
+        )
+
+    runner.deliver_ki()
+    return True
+
+
+def _asyncio_run_task_done(task: asyncio.Task[Any]) -> None:
+    _asyncio_run_tasks.discard(task)
+    if not task.cancelled():
+        # An interrupt it raised has left the loop and ends the run (interrupt_run):
+        # mark it retrieved, so that asyncio does not also log it as never retrieved.
+        task.exception()
 
 
 def call_soon(callback: Callable[[], object]) -> None:

@@ -6,6 +6,7 @@ import contextvars
 import inspect
 import logging
 import math
+import sys
 from collections.abc import Awaitable
 from contextlib import AbstractContextManager
 from types import TracebackType
@@ -14,6 +15,11 @@ from typing import Any, TypeVar
 import anyio
 from anyio import CancelScope
 from anyio.lowlevel import checkpoint_if_cancelled
+
+from ._tasks import INTERRUPTS, Interrupted, find_interrupt
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 __all__ = ["Timeout", "shield", "timeout"]
 
@@ -186,12 +192,24 @@ async def shield(aw: Awaitable[T]) -> T:
                 value = await aw
             except Exception as exc:
                 outcome.append((False, exc))
+            except INTERRUPTS as exc:
+                raise Interrupted(exc) from None  # see _tasks.Interrupted
             else:
                 outcome.append((True, value))
 
     try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(run, name=f"anyconc.shield({aw!r})")
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(run, name=f"anyconc.shield({aw!r})")
+        except BaseExceptionGroup as exc_group:
+            # An interrupt of the shielded work (the only thing run() lets out) reaches
+            # the caller unwrapped, on asyncio too (API.md rule 7).
+            interrupt = find_interrupt(exc_group)
+            if interrupt is None:
+                raise
+
+            raise interrupt from None
+
         # trio lets a nursery exit normally when the cancellation arrived while it
         # waited for its (shielded) child: deliver it now, on every backend.
         await checkpoint_if_cancelled()
