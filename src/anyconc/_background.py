@@ -447,7 +447,7 @@ async def _host_default_supervisor(supervisor: BackgroundTasks) -> None:
         try:
             await supervisor._close(exc)
         except INTERRUPTS as interrupt:
-            if interrupt_run(interrupt):
+            if await interrupt_run(interrupt):
                 return  # trio: delivered to the main task instead
 
             raise  # asyncio: it leaves the event loop, which ends the run

@@ -110,7 +110,7 @@ def spawn_run_task(
         raise RuntimeError(f"unsupported async library {library!r}")
 
 
-def interrupt_run(interrupt: BaseException) -> bool:
+async def interrupt_run(interrupt: BaseException) -> bool:
     """
     Make the current run end with ``interrupt`` (a ``KeyboardInterrupt`` or
     ``SystemExit``) raised by a task that :func:`spawn_run_task` started.
@@ -120,28 +120,40 @@ def interrupt_run(interrupt: BaseException) -> bool:
     blocks run) before ``asyncio.run()`` / ``anyio.run()`` raises it. Returns ``False``:
     raise it.
 
-    On trio a system task must not raise (trio would turn it into ``TrioInternalError``):
-    a ``KeyboardInterrupt`` is handed to trio's own Ctrl-C delivery, which raises it in
-    the main task (so it unwinds normally) and out of ``trio.run()``. Returns ``True``:
-    do not raise it. trio has no such path for ``SystemExit``: it is delivered as a
-    ``KeyboardInterrupt`` whose ``__context__`` is the ``SystemExit`` (documented).
+    On trio a system task must not raise (trio would turn it into
+    ``TrioInternalError``), and trio has no public way to interrupt the main task, so
+    this uses trio's own machinery: a ``KeyboardInterrupt`` goes through trio's Ctrl-C
+    delivery (as if the user had pressed Ctrl-C); any other interrupt is thrown into the
+    main task at its next blocking point, the way trio delivers Ctrl-C. Either way it
+    unwinds the main task normally and comes out of ``trio.run()``. Returns ``True``:
+    do not raise it.
 
     """
     library = sniffio.current_async_library()
     if library != "trio":
         return False
 
+    import trio
     from trio._core._run import GLOBAL_RUN_CONTEXT
 
     runner = GLOBAL_RUN_CONTEXT.runner
-    if not isinstance(interrupt, KeyboardInterrupt):
-        logger.critical(
-            "SystemExit raised by a background task of the run-wide supervisor: trio "
-            "can only end the run with KeyboardInterrupt",
-            exc_info=interrupt,
-        )
+    if isinstance(interrupt, KeyboardInterrupt):
+        runner.deliver_ki()
+        return True
 
-    runner.deliver_ki()
+    def raise_interrupt() -> None:
+        raise interrupt
+
+    main = runner.main_task
+    with trio.CancelScope(shield=True):
+        while runner.main_task_outcome is None:
+            if main._abort_func is not None:
+                main._attempt_abort(raise_interrupt)
+                if main._abort_func is None:  # delivered
+                    break
+
+            await trio.lowlevel.checkpoint()  # main runs, or cannot be aborted now
+
     return True
 
 

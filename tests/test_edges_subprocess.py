@@ -1,0 +1,167 @@
+"""
+Issue 13 at the process level: a real Ctrl-C (SIGINT) and the end of a run, each in a
+child Python process per backend (asyncio, asyncio + uvloop, trio), with warnings as
+errors (``-W error``) and the development mode on (``-X dev``), so that a "coroutine ...
+was never awaited" or an unraisable exception shows on the child's stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+BACKENDS = ["asyncio", "uvloop", "trio"]
+
+PRELUDE = """
+import gc, sys
+import anyio, anyconc
+
+backend = sys.argv[1]
+options = {"use_uvloop": True} if backend == "uvloop" else {}
+backend = "asyncio" if backend == "uvloop" else backend
+
+
+def run(main):
+    try:
+        anyio.run(main, backend=backend, backend_options=options)
+    finally:
+        gc.collect()  # every finalizer (and "never awaited" warning) runs now
+"""
+
+
+def run_child(body: str, backend: str) -> subprocess.CompletedProcess[str]:
+    code = PRELUDE + textwrap.dedent(body)
+    return subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "error", "-c", code, backend],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def start_child(body: str, backend: str) -> subprocess.Popen[str]:
+    code = PRELUDE + textwrap.dedent(body)
+    return subprocess.Popen(
+        [sys.executable, "-X", "dev", "-W", "error", "-c", code, backend],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ctrl_c_inside_background_tasks_exits_with_keyboard_interrupt(
+    backend: str,
+) -> None:
+    # Issue 13 case 1: trio used to start a drain (shutdown_timeout=None) and never exit.
+    body = """
+    async def forever(started):
+        try:
+            started.set()
+            await anyio.sleep_forever()
+        finally:
+            print("task finally")
+
+    async def main():
+        try:
+            async with anyconc.BackgroundTasks():
+                started = anyio.Event()
+                anyconc.create_background_task(forever(started))
+                await started.wait()
+                print("ready")
+                await anyio.sleep_forever()
+        finally:
+            print("main finally")
+
+    try:
+        run(main)
+    except KeyboardInterrupt:
+        print("KeyboardInterrupt")
+        raise
+    """
+    child = start_child(body, backend)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "ready\n"
+        child.send_signal(signal.SIGINT)
+        stdout, stderr = child.communicate(timeout=5)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+
+    assert stdout.splitlines() == ["task finally", "main finally", "KeyboardInterrupt"]
+    # Python dies by SIGINT on an uncaught KeyboardInterrupt.
+    assert child.returncode == -signal.SIGINT
+    assert stderr.rstrip().splitlines()[-1] == "KeyboardInterrupt"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_run_end_is_clean_with_warnings_as_errors(backend: str) -> None:
+    # Issue 13 case 5: tasks created just before main() returns, in every form, are
+    # cancelled (or never started) without a warning.
+    body = """
+    started = []
+
+    async def job(label):
+        started.append(label)
+        await anyio.sleep_forever()
+
+    def sync_job():
+        started.append("debounced")
+
+    debounce = anyconc.Debouncer(0)
+
+    async def main():
+        anyconc.create_background_task(job("first"))
+        await anyio.sleep(0)
+        anyconc.create_background_task(job("second"))
+        async for group in anyconc.create_task_group():
+            group.create_task(job("for"))
+            break
+        debounce(sync_job)
+        anyconc.create_background_task(job("last"))
+
+    run(main)
+    print("clean")
+    """
+    result = run_child(body, backend)
+    assert result.stderr == ""
+    assert result.stdout == "clean\n"
+    assert result.returncode == 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("interrupt", ["KeyboardInterrupt", "SystemExit"])
+def test_interrupt_in_a_default_supervisor_task_ends_the_run(
+    backend: str, interrupt: str
+) -> None:
+    # Issue 13 case 7: sys.exit() in a background task was swallowed and only logged.
+    body = f"""
+    async def quits():
+        await anyio.sleep(0)
+        raise {interrupt}
+
+    async def main():
+        try:
+            anyconc.create_background_task(quits())
+            await anyio.sleep_forever()
+        finally:
+            print("main finally")
+
+    try:
+        run(main)
+    except BaseException as exc:
+        print("run raised", type(exc).__name__)
+    """
+    result = run_child(body, backend)
+    assert result.stdout.splitlines() == ["main finally", f"run raised {interrupt}"]
+    assert result.returncode == 0
