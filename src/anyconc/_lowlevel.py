@@ -145,16 +145,22 @@ async def interrupt_run(interrupt: BaseException) -> bool:
         raise interrupt
 
     main = runner.main_task
+    assert main is not None
     with trio.CancelScope(shield=True):
         while runner.main_task_outcome is None:
             if main._abort_func is not None:
-                main._attempt_abort(raise_interrupt)
-                if main._abort_func is None:  # delivered
+                main._attempt_abort(raise_interrupt)  # type: ignore[arg-type]
+                if _delivered(main):
                     break
 
             await trio.lowlevel.checkpoint()  # main runs, or cannot be aborted now
 
     return True
+
+
+def _delivered(task: Any) -> bool:
+    # trio's reschedule() clears the abort function once the exception is on its way.
+    return task._abort_func is None
 
 
 def _asyncio_run_task_done(task: asyncio.Task[Any]) -> None:
