@@ -149,7 +149,7 @@ async def interrupt_run(interrupt: BaseException) -> bool:
     with trio.CancelScope(shield=True):
         while runner.main_task_outcome is None:
             if main._abort_func is not None:
-                main._attempt_abort(raise_interrupt)  # type: ignore[arg-type]
+                main._attempt_abort(raise_interrupt)
                 if _delivered(main):
                     break
 
