@@ -416,8 +416,18 @@ class BackgroundTasks:
 def _only(group: BaseExceptionGroup[BaseException], exc: BaseException) -> bool:
     """Whether ``group`` holds ``exc`` and nothing else but cancellations."""
     cancelled = get_cancelled_exc_class()
-    rest = group.subgroup(lambda e: e is not exc and not isinstance(e, cancelled))
-    return rest is None and group.subgroup(lambda e: e is exc) is not None
+    found = False
+    for inner in group.exceptions:
+        if inner is exc:
+            found = True
+        elif isinstance(inner, BaseExceptionGroup):
+            if not _only(inner, exc):
+                return False
+            found = True
+        elif not isinstance(inner, cancelled):
+            return False
+
+    return found
 
 
 def _default_supervisor(state: _RunState) -> BackgroundTasks:
