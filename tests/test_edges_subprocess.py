@@ -40,7 +40,7 @@ def run_child(body: str, backend: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-X", "dev", "-W", "error", "-c", code, backend],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=20,
         check=False,
     )
 
@@ -164,4 +164,85 @@ def test_interrupt_in_a_default_supervisor_task_ends_the_run(
     """
     result = run_child(body, backend)
     assert result.stdout.splitlines() == ["main finally", f"run raised {interrupt}"]
+    assert result.returncode == 0
+
+
+CONSTRUCTS = {
+    # construct: (the code awaiting the child, what the parent catches)
+    "TaskGroup": (
+        """
+        async with anyconc.TaskGroup() as group:
+            group.create_task(sibling())
+            group.create_task(child())
+        """,
+        "BaseExceptionGroup[{interrupt}]",
+    ),
+    "gather": (
+        "await anyconc.gather(sibling(), child())",
+        "BaseExceptionGroup[{interrupt}]",
+    ),
+    "race": (
+        "await anyconc.run_until_first_complete(sibling, child)",
+        "{interrupt}",
+    ),
+    "shield": ("await anyconc.shield(child())", "{interrupt}"),
+    "as_completed": (
+        """
+        async with anyconc.as_completed(sibling(), child()) as finished:
+            async for task in finished:
+                pass
+        """,
+        "{interrupt}",
+    ),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("construct", list(CONSTRUCTS))
+@pytest.mark.parametrize("interrupt", ["KeyboardInterrupt", "SystemExit"])
+def test_interrupt_in_a_child_reaches_the_parent(
+    backend: str, construct: str, interrupt: str
+) -> None:
+    # Issue 13 case 7: on asyncio and uvloop the interrupt escaped the event loop (the
+    # parent's except/finally never ran, "unhandled exception during asyncio.run()
+    # shutdown" was printed); trio's parent caught it.
+    awaiting, expected = CONSTRUCTS[construct]
+    body = f"""
+    async def sibling():
+        try:
+            await anyio.sleep_forever()
+        finally:
+            print("sibling finally")
+
+    async def child():
+        await anyio.sleep(0.01)
+        raise {interrupt}
+
+    def describe(exc):
+        if isinstance(exc, BaseExceptionGroup):
+            return "BaseExceptionGroup[" + ",".join(map(describe, exc.exceptions)) + "]"
+        return type(exc).__name__
+
+    async def main():
+        try:
+{textwrap.indent(textwrap.dedent(awaiting), " " * 12)}
+        except BaseException as exc:
+            print("parent caught", describe(exc))
+            return "returned"
+        finally:
+            print("parent finally")
+
+    run(main)
+    print("run returned")
+    """
+    result = run_child(body, backend)
+    lines = result.stdout.splitlines()
+    assert result.stderr == ""
+    sibling = [] if construct == "shield" else ["sibling finally"]
+    assert lines == [
+        *sibling,
+        f"parent caught {expected.format(interrupt=interrupt)}",
+        "parent finally",
+        "run returned",
+    ]
     assert result.returncode == 0
