@@ -108,7 +108,14 @@ class BackgroundTask(Task[T]):
 
     Used as an async context manager, the task is bound to the block: at exit it is
     cancelled if still running and awaited; if it had failed on its own, its exception
-    is raised there (unless the block itself is raising).
+    is raised there, unless the block itself is raising: then it is logged (never
+    lost). A failure is also logged when its only awaiter is cancelled in the same step
+    in which the task fails.
+
+    A ``KeyboardInterrupt`` or ``SystemExit`` raised by the task is not kept as a
+    failure: it cancels the supervisor's tasks at once (and the body of its
+    ``async with`` block) and goes on to the code that started the run (see
+    :class:`BackgroundTasks`).
 
     Example::
 
@@ -196,14 +203,25 @@ class BackgroundTasks:
 
     While its ``async with`` block is active, it is the owner of every
     :func:`create_background_task` call made anywhere in the same event-loop run (by any
-    task: request handlers included), unless a more recently entered one is active.
+    task: request handlers included), unless a more recently entered one is active, or
+    the caller belongs to another supervisor (see :func:`create_background_task`).
     The failure of a task never affects the supervisor or the other tasks.
 
-    At exit, it stops accepting new tasks (:meth:`create_task` then raises
-    :exc:`RuntimeError`), waits up to ``shutdown_timeout`` seconds (``None``: as long as
-    it takes) for the running tasks to finish, then cancels those still running, logging
-    each on the ``anyconc`` logger, and waits for them. If the block exits because it is
-    being cancelled, the tasks are cancelled at once.
+    At exit, it stops accepting new tasks from outside (:meth:`create_task` then raises
+    :exc:`RuntimeError`) and drains: it waits up to ``shutdown_timeout`` seconds
+    (``None``: as long as it takes) for the running tasks to finish -- including tasks
+    that they start meanwhile, which still belong to it -- then cancels those still
+    running, logging each on the ``anyconc`` logger, and waits for them.
+
+    How the block ends decides the rest (API.md rules 4 and 7):
+
+    * normally, or by an :exc:`Exception` from the body: the drain above; the body's
+      exception then comes out unwrapped (``except ValueError`` catches it);
+    * by a cancellation: no drain, the tasks are cancelled at once, and the
+      cancellation goes on;
+    * by an interrupt (Ctrl-C, ``KeyboardInterrupt`` / ``SystemExit`` from the body
+      or from any of its tasks): no drain, the tasks are cancelled at once, and once
+      every ``finally`` has run the interrupt comes out, unwrapped, on every backend.
 
     A supervisor can be created at import time and entered again once a block has
     exited (in the same event-loop run or a later one, on any backend); it cannot be
@@ -480,10 +498,18 @@ def create_background_task(
 
     A plain function: call it without ``await``, from any task of a running event loop,
     on asyncio or trio. The task is not tied to the caller: it goes on after the caller
-    (say, a request handler) has returned. Its owner is the innermost active
-    :class:`BackgroundTasks` of the current run, or else a run-wide default supervisor
-    started on demand; when the run ends, tasks still running there are cancelled and
-    awaited cleanly.
+    (say, a request handler) has returned. Its owner is, in this order: the supervisor
+    of the calling task (when the caller is a background task, or runs inside an
+    ``async with BackgroundTasks()`` block, or was started from one, as long as that
+    supervisor is active or draining); else the innermost active
+    :class:`BackgroundTasks` of the current run; else a run-wide default supervisor
+    started on demand. When the run ends, tasks still running in the default supervisor
+    are cancelled and awaited, and tasks not started yet are closed, without any
+    warning, on every backend.
+
+    The task runs in a copy of the caller's :mod:`contextvars` context taken now, like
+    :func:`asyncio.create_task` (also for the first tasks of a run, which wait for the
+    default supervisor to start).
 
     The handle is a :class:`BackgroundTask`: ``done()``, ``result()``, ``cancel()``,
     ``await task``, and ``async with create_background_task(...) as task:`` to bind the

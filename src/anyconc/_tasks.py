@@ -821,7 +821,8 @@ class _TaskGroupIteration:
     group, the second (the loop ending normally) waits for every task and raises their
     failures as an ``ExceptionGroup``. Leaving the loop early cancels every task of the
     group at once (when CPython frees this iterator, which it does as soon as the loop
-    is left); failures nobody will see are logged on the ``anyconc`` logger. A child's
+    is left) but cannot wait for them: nothing runs between ``break`` and the next
+    statement; failures nobody will see are logged on the ``anyconc`` logger. A child's
     failure cancels its siblings but not the loop body. If the caller is cancelled while
     the loop ends, the group is cancelled and waited for; then its failures are raised
     if it had any (as ``async with`` does), else the cancellation.
@@ -895,12 +896,21 @@ def create_task_group(*, name: str | None = None) -> TaskGroup:
     Create a :class:`TaskGroup`.
 
     Use it as ``async with create_task_group() as group:``, or as
-    ``async for group in create_task_group():`` (one iteration; the group waits for its
-    tasks when the loop ends, and raises their failures as an ``ExceptionGroup``).
-    Leaving the ``async for`` loop early, by ``break`` or an exception, cancels every
-    task of the group: no task keeps running unobserved. In the ``async for`` form the
-    group's tasks run in a task of the event-loop run, so a child's failure cancels its
-    siblings, not the loop body; prefer ``async with`` in new code.
+    ``async for group in create_task_group():`` (one iteration). In the ``async for``
+    form:
+
+    * a loop that runs to its end waits for every task, and raises their failures as
+      an ``ExceptionGroup``, like ``async with``;
+    * a loop left early (``break``, ``return``, an exception) cancels every task of the
+      group at once, but *cannot wait for them*: Python calls nothing on the iterator
+      at that point, so no implementation can. The code after the loop starts while
+      their cleanup (``finally`` blocks) is still to run. Their failures are logged on
+      the ``anyconc`` logger, and nothing warns if the run ends meanwhile. Code that
+      must leave early *and* wait uses ``async with``;
+    * the group's tasks run in a task of the event-loop run, so a child's failure
+      cancels its siblings, not the loop body.
+
+    Prefer ``async with`` in new code.
 
     :param name: a name for the group, for introspection
 
