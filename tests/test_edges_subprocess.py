@@ -109,28 +109,39 @@ def test_run_end_is_clean_with_warnings_as_errors(backend: str) -> None:
     # Issue 13 case 5: tasks created just before main() returns, in every form, are
     # cancelled (or never started) without a warning.
     body = """
-    started = []
-
-    async def job(label):
-        started.append(label)
+    async def job():
         await anyio.sleep_forever()
 
     def sync_job():
-        started.append("debounced")
+        pass
 
     debounce = anyconc.Debouncer(0)
 
-    async def main():
-        anyconc.create_background_task(job("first"))
-        await anyio.sleep(0)
-        anyconc.create_background_task(job("second"))
-        async for group in anyconc.create_task_group():
-            group.create_task(job("for"))
-            break
-        debounce(sync_job)
-        anyconc.create_background_task(job("last"))
+    # Each case is the whole of a run: the task is created in the run's last step.
+    async def background_task():
+        anyconc.create_background_task(job())
 
-    run(main)
+    async def debouncer_call():
+        debounce(sync_job)
+
+    async def async_for_left_early():
+        async for group in anyconc.create_task_group():
+            group.create_task(job())
+            break
+
+    async def several():
+        anyconc.create_background_task(job())
+        await anyio.sleep(0)
+        anyconc.create_background_task(job())
+        debounce(sync_job)
+        async for group in anyconc.create_task_group():
+            group.create_task(job())
+            break
+        anyconc.create_background_task(job())
+
+    for main in (background_task, debouncer_call, async_for_left_early, several):
+        run(main)
+
     print("clean")
     """
     result = run_child(body, backend)
