@@ -82,7 +82,11 @@ async def gather(
     others and every failure is raised in an :exc:`ExceptionGroup`; with it, an
     :exc:`Exception` raised by an awaitable is put in its place in the result list
     (anything that is not an :exc:`Exception`, such as a cancellation, still
-    propagates). Coroutines that never got to start are closed.
+    propagates). Coroutines that never got to start are closed. A ``KeyboardInterrupt``
+    or ``SystemExit`` raised by an awaitable is an interrupt, not a failure: it cancels
+    the others and comes out in a :exc:`BaseExceptionGroup` (whatever
+    ``return_exceptions`` says), on asyncio too, where a bare task would let it escape
+    the event loop.
 
     Example::
 
@@ -262,7 +266,9 @@ async def as_completed(
     in the order they finish.
 
     A task that failed is handed out like the others: its exception is raised by
-    ``task.result()`` or ``await task``; it does not cancel the rest. With ``limit``, at
+    ``task.result()`` or ``await task``; it does not cancel the rest. A
+    ``KeyboardInterrupt`` or ``SystemExit`` in a task is an interrupt, not a failure:
+    it cancels everything, the block included, and comes out of the block unwrapped. With ``limit``, at
     most that many run at once, started in argument order. Leaving the block, early or
     not, normally or by an exception, cancels what is still running and waits for it;
     an exception from the block propagates unchanged.

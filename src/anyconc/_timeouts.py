@@ -163,7 +163,9 @@ async def shield(aw: Awaitable[T]) -> T:
       and the cancellation is raised.
 
     Without a cancellation, ``aw``'s result is returned and its exception raised
-    unchanged. ``aw`` is awaited in a child task (so that a native asyncio cancellation
+    unchanged; a ``KeyboardInterrupt`` or ``SystemExit`` from ``aw`` is raised
+    unwrapped, on asyncio too (where the child task would let it escape the event
+    loop). ``aw`` is awaited in a child task (so that a native asyncio cancellation
     of the caller cannot reach it), which means changes that ``aw`` makes to context
     variables are not seen by the caller, as with :func:`asyncio.shield`. ``aw`` is
     awaited even when the caller is already cancelled when calling ``shield()``.
