@@ -299,19 +299,24 @@ class BackgroundTasks:
             )
 
         task = BackgroundTask(coro, name, on_finish=self._forget)
-        # Context copied at creation (API.md rule 9), with this supervisor as the owner
-        # of what the task itself starts.
-        task._defer()
-        task._set_context_var(_context_owner, self)
+        if _context_owner.get() is not self:
+            # This supervisor owns what the task itself starts: say so in its context
+            # (a copy of the caller's, taken now).
+            task._set_context_var(_context_owner, self)
+
         self._admit(task)
         return task
 
     def _admit(self, task: BackgroundTask[Any]) -> None:
-        # The one way a new task comes in (a limit gate can sit in front of it): it is
-        # counted at once, and started now, or as soon as the default supervisor's
-        # host runs.
+        # The one way a new task comes in (a limit gate can sit in front of it; a task
+        # made to wait there must take its creator's context first: task._defer()).
+        # It is counted at once, and started now (the backend copies the caller's
+        # context, or uses the one taken), or as soon as the default supervisor's
+        # host runs, in the context taken now: context is copied at creation, always
+        # (API.md rule 9).
         self._tasks[task] = None
         if self._group is None:
+            task._defer()
             self._pending.append(task)
         else:
             task._start(self._group, propagate=False)

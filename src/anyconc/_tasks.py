@@ -244,11 +244,16 @@ class Task(Generic[T]):
             raise
 
     def _defer(self) -> None:
-        """Take the creator's context for the task now, even if it starts later."""
-        self._context = contextvars.copy_context()
+        """
+        Take the creator's context for the task now (unless taken already), for a
+        start that may come later: call it in the creator's context.
+        """
+        if self._context is None:
+            self._context = contextvars.copy_context()
 
     def _set_context_var(self, var: contextvars.ContextVar[V], value: V) -> None:
-        """Set ``var`` in the task's context (taken by :meth:`_defer`)."""
+        """Set ``var`` in the task's context (taking the creator's first)."""
+        self._defer()
         assert self._context is not None
         self._context.run(var.set, value)
 
