@@ -152,10 +152,11 @@ def test_run_end_is_clean_with_warnings_as_errors(backend: str) -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("interrupt", ["KeyboardInterrupt", "SystemExit"])
-def test_interrupt_in_a_default_supervisor_task_ends_the_run(
+def test_interrupt_in_a_task_nobody_awaits_ends_the_run(
     backend: str, interrupt: str
 ) -> None:
-    # Issue 13 case 7: sys.exit() in a background task was swallowed and only logged.
+    # Issue 13 case 7: sys.exit() in a background task was swallowed and only logged;
+    # so was an interrupt in a child of an `async for` group after the loop was left.
     body = f"""
     async def quits():
         await anyio.sleep(0)
@@ -168,13 +169,35 @@ def test_interrupt_in_a_default_supervisor_task_ends_the_run(
         finally:
             print("main finally")
 
-    try:
-        run(main)
-    except BaseException as exc:
-        print("run raised", type(exc).__name__)
+    async def quits_in_cleanup():
+        try:
+            await anyio.sleep_forever()
+        finally:
+            raise {interrupt}
+
+    async def main_left_loop():
+        # The interrupt comes after the async for loop was left: it ends the run too.
+        try:
+            async for group in anyconc.create_task_group():
+                group.create_task(quits_in_cleanup())
+                await anyio.sleep(0)
+                break
+            await anyio.sleep_forever()
+        finally:
+            print("main finally")
+
+    for entry in (main, main_left_loop):
+        try:
+            run(entry)
+        except BaseException as exc:
+            print("run raised", type(exc).__name__)
     """
     result = run_child(body, backend)
-    assert result.stdout.splitlines() == ["main finally", f"run raised {interrupt}"]
+    assert result.stdout.splitlines() == [
+        "main finally",
+        f"run raised {interrupt}",
+    ] * 2
+    assert result.stderr == ""
     assert result.returncode == 0
 
 

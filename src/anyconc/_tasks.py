@@ -16,7 +16,7 @@ import anyio
 from anyio import TaskCancelled, TaskNotFinished, get_cancelled_exc_class
 from anyio.lowlevel import checkpoint
 
-from ._lowlevel import call_soon, spawn_run_task
+from ._lowlevel import call_soon, interrupt_run, spawn_run_task
 from ._util import callable_name, check_optional_str
 
 if sys.version_info >= (3, 11):
@@ -810,7 +810,13 @@ async def _host_group(state: _HostState) -> None:
         raise  # the run is ending: let the backend finish this task
     except BaseException as exc:
         state.error = exc
-        if state.abandoned:
+        interrupt = find_interrupt(exc) if state.abandoned else None
+        if interrupt is not None:
+            # Nobody will see the group's exception now; an interrupt is not a failure
+            # to log: it ends the run (API.md rule 7).
+            if not await interrupt_run(interrupt):
+                raise interrupt from None
+        elif state.abandoned:
             logger.error(
                 "task group %r failed after its async for loop was left",
                 state.group.name,
