@@ -170,12 +170,12 @@ class Task(Generic[T]):
     """
 
     # The internal interface, used by TaskGroup, _background and _fanout (nothing else
-    # touches the attributes): the constructor's ``on_finish``; _start() (spawn in an
-    # AnyIO task group now), _defer() (snapshot the context now, for a later start),
-    # _set_context_var(),
-    # _run() (the body, for code that runs it inline), _discard() (will never start),
-    # _settle() (the owner's group has exited), _unretrieved_failure() and
-    # _mark_retrieved().
+    # touches the attributes), so that the lifecycle lives here: the constructor's
+    # ``on_finish``; _start() (spawn in an AnyIO task group now); _defer() (take the
+    # creator's context now, for a later start); _set_context_var() (set a variable in
+    # the task's context when it starts); _run() (the body, for code that runs it
+    # inline); _discard() (will never start: close the coroutine, quietly); _settle()
+    # (the owner's group has exited); _unretrieved_failure() and _mark_retrieved().
 
     __slots__ = (
         "__weakref__",
