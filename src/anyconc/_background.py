@@ -7,7 +7,7 @@ import logging
 import math
 import sys
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import suppress
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -436,21 +436,21 @@ class BackgroundTasks:
             task.cancel()
 
 
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for inner in group.exceptions:
+        if isinstance(inner, BaseExceptionGroup):
+            yield from _leaves(inner)
+        else:
+            yield inner
+
+
 def _only(group: BaseExceptionGroup[BaseException], exc: BaseException) -> bool:
     """Whether ``group`` holds ``exc`` and nothing else but cancellations."""
     cancelled = get_cancelled_exc_class()
-    found = False
-    for inner in group.exceptions:
-        if inner is exc:
-            found = True
-        elif isinstance(inner, BaseExceptionGroup):
-            if not _only(inner, exc):
-                return False
-            found = True
-        elif not isinstance(inner, cancelled):
-            return False
-
-    return found
+    leaves = list(_leaves(group))
+    return any(leaf is exc for leaf in leaves) and all(
+        leaf is exc or isinstance(leaf, cancelled) for leaf in leaves
+    )
 
 
 def _default_supervisor(state: _RunState) -> BackgroundTasks:
