@@ -152,7 +152,7 @@ class BackgroundTask(Task[T]):
         # After the done-callbacks, which may retrieve the failure; an ``await task``
         # parked here (counted in _awaiters) will retrieve it when it resumes, and a
         # bound block at its exit.
-        if not self._in_block and not self._awaiters:
+        if self._exception is not None and not self._in_block and not self._awaiters:
             self._log_if_unretrieved()
 
     async def _wait_result(self) -> T:
@@ -288,9 +288,16 @@ class BackgroundTasks:
 
         """
         check_coroutine(coro, "create_task")
-        if not self._accepting and not (
-            self._draining and _context_owner.get() is self
-        ):
+        return self._create(coro, name, _context_owner.get())
+
+    def _create(
+        self,
+        coro: Coroutine[Any, Any, T],
+        name: str | None,
+        caller_owner: BackgroundTasks | None,
+    ) -> BackgroundTask[T]:
+        # ``caller_owner``: the owner in the caller's context (_context_owner.get()).
+        if not self._accepting and not (self._draining and caller_owner is self):
             coro.close()
             raise RuntimeError(
                 f"the background tasks supervisor {self.name!r} is not accepting new "
@@ -299,7 +306,7 @@ class BackgroundTasks:
             )
 
         task = BackgroundTask(coro, name, on_finish=self._forget)
-        if _context_owner.get() is not self:
+        if caller_owner is not self:
             # This supervisor owns what the task itself starts: say so in its context
             # (a copy of the caller's, taken now).
             task._set_context_var(_context_owner, self)
@@ -543,8 +550,8 @@ def create_background_task(
             "create_background_task() must be called from a task of a running event loop"
         ) from None
 
-    owner = _context_owner.get()
-    if owner is None or not owner._accepts_from_context():
+    caller_owner = owner = _context_owner.get()
+    if owner is None or not (owner._accepting or owner._draining):
         owner = state.owners[-1] if state.owners else _default_supervisor(state)
 
-    return owner.create_task(coro, name=name)
+    return owner._create(coro, name, caller_owner)
