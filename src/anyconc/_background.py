@@ -7,20 +7,28 @@ import logging
 import math
 import sys
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import suppress
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from anyio import NoEventLoopError, get_cancelled_exc_class
 
-from ._lowlevel import PerRun, current_run, current_time, spawn_run_task
-from ._tasks import _FAILED, Task
+from ._lowlevel import (
+    PerRun,
+    current_run,
+    current_time,
+    interrupt_run,
+    spawn_run_task,
+)
+from ._tasks import INTERRUPTS, Task, find_interrupt
 from ._util import check_coroutine, check_optional_str, check_shutdown_timeout
 
 if sys.version_info >= (3, 11):
     from typing import Self
 else:
+    from exceptiongroup import BaseExceptionGroup
     from typing_extensions import Self
 
 if TYPE_CHECKING:
@@ -58,6 +66,13 @@ _run_state = _run_states.get
 # Guards entering a BackgroundTasks (two runs in two threads may try at once).
 _enter_lock = threading.Lock()
 
+# The supervisor that owns the current task's context: set in every background task's
+# context (to its supervisor) and by ``async with BackgroundTasks()`` in the entering
+# task, so that a task started from there goes to it, also while it drains.
+_context_owner: contextvars.ContextVar[BackgroundTasks | None] = contextvars.ContextVar(
+    "anyconc_background_owner", default=None
+)
+
 
 def current_owner() -> BackgroundTasks | None:
     """
@@ -69,6 +84,10 @@ def current_owner() -> BackgroundTasks | None:
 
     """
     state = _run_state()
+    owner = _context_owner.get()
+    if owner is not None and owner._accepts_from_context():
+        return owner
+
     return state.owners[-1] if state.owners else state.default
 
 
@@ -84,7 +103,14 @@ class BackgroundTask(Task[T]):
 
     Used as an async context manager, the task is bound to the block: at exit it is
     cancelled if still running and awaited; if it had failed on its own, its exception
-    is raised there (unless the block itself is raising).
+    is raised there, unless the block itself is raising: then it is logged (never
+    lost). A failure is also logged when its only awaiter is cancelled in the same step
+    in which the task fails.
+
+    A ``KeyboardInterrupt`` or ``SystemExit`` raised by the task is not kept as a
+    failure: it cancels the supervisor's tasks at once (and the body of its
+    ``async with`` block) and goes on to the code that started the run (see
+    :class:`BackgroundTasks`).
 
     Example::
 
@@ -96,27 +122,33 @@ class BackgroundTask(Task[T]):
 
     __slots__ = ("_awaiters", "_in_block", "started_at")
 
-    def __init__(self, coro: Coroutine[Any, Any, T], name: str | None) -> None:
-        super().__init__(coro, name)
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, T],
+        name: str | None,
+        *,
+        on_finish: Callable[[Task[T]], object] | None = None,
+    ) -> None:
+        super().__init__(coro, name, on_finish=on_finish)
         self._in_block = False
         # How many ``await task`` are parked: each will retrieve a failure itself.
         self._awaiters = 0
         #: The event-loop time (``anyio.current_time()``) at which the task was created.
         self.started_at: float = current_time()
 
+    def _log_if_unretrieved(self) -> None:
+        exc = self._unretrieved_failure()
+        if exc is not None:
+            self._mark_retrieved()  # logged once
+            logger.error("background task %r failed", self._name, exc_info=exc)
+
     def _finish(self) -> None:
         super()._finish()
         # After the done-callbacks, which may retrieve the failure; an ``await task``
-        # parked here (counted in _awaiters) will retrieve it when it resumes.
-        if (
-            self._state == _FAILED
-            and not self._retrieved
-            and not self._in_block
-            and not self._awaiters
-        ):
-            logger.error(
-                "background task %r failed", self._name, exc_info=self._exception
-            )
+        # parked here (counted in _awaiters) will retrieve it when it resumes, and a
+        # bound block at its exit.
+        if self._exception is not None and not self._in_block and not self._awaiters:
+            self._log_if_unretrieved()
 
     async def _wait_result(self) -> T:
         self._awaiters += 1
@@ -124,6 +156,10 @@ class BackgroundTask(Task[T]):
             return await super()._wait_result()
         finally:
             self._awaiters -= 1
+            # The awaiter was cancelled in the step in which the task failed: nobody
+            # else will retrieve the failure.
+            if not self._awaiters and not self._in_block:
+                self._log_if_unretrieved()
 
     async def __aenter__(self) -> Self:
         self._in_block = True
@@ -137,13 +173,23 @@ class BackgroundTask(Task[T]):
     ) -> None:
         self.cancel()
         # Even if the block is being cancelled, the task must have finished on exit.
-        with anyio.CancelScope(shield=True):
-            await self.wait()
+        try:
+            with anyio.CancelScope(shield=True):
+                await self.wait()
+        finally:
+            self._in_block = False
 
-        if exc_type is None and self._state == _FAILED:
-            self._retrieved = True
-            assert self._exception is not None
-            raise self._exception
+        exc = self._unretrieved_failure()
+        if exc is None:
+            return
+
+        if exc_type is None:
+            self._mark_retrieved()
+            raise exc
+
+        # The block is raising its own exception: the task's failure is logged, not
+        # lost (API.md rule 4).
+        self._log_if_unretrieved()
 
 
 class BackgroundTasks:
@@ -152,14 +198,25 @@ class BackgroundTasks:
 
     While its ``async with`` block is active, it is the owner of every
     :func:`create_background_task` call made anywhere in the same event-loop run (by any
-    task: request handlers included), unless a more recently entered one is active.
+    task: request handlers included), unless a more recently entered one is active, or
+    the caller belongs to another supervisor (see :func:`create_background_task`).
     The failure of a task never affects the supervisor or the other tasks.
 
-    At exit, it stops accepting new tasks (:meth:`create_task` then raises
-    :exc:`RuntimeError`), waits up to ``shutdown_timeout`` seconds (``None``: as long as
-    it takes) for the running tasks to finish, then cancels those still running, logging
-    each on the ``anyconc`` logger, and waits for them. If the block exits because it is
-    being cancelled, the tasks are cancelled at once.
+    At exit, it stops accepting new tasks from outside (:meth:`create_task` then raises
+    :exc:`RuntimeError`) and drains: it waits up to ``shutdown_timeout`` seconds
+    (``None``: as long as it takes) for the running tasks to finish -- including tasks
+    that they start meanwhile, which still belong to it -- then cancels those still
+    running, logging each on the ``anyconc`` logger, and waits for them.
+
+    How the block ends decides the rest (API.md rules 4 and 7):
+
+    * normally, or by an :exc:`Exception` from the body: the drain above; the body's
+      exception then comes out unwrapped (``except ValueError`` catches it);
+    * by a cancellation: no drain, the tasks are cancelled at once, and the
+      cancellation goes on;
+    * by an interrupt (Ctrl-C, ``KeyboardInterrupt`` / ``SystemExit`` from the body
+      or from any of its tasks): no drain, the tasks are cancelled at once, and once
+      every ``finally`` has run the interrupt comes out, unwrapped, on every backend.
 
     A supervisor can be created at import time and entered again once a block has
     exited (in the same event-loop run or a later one, on any backend); it cannot be
@@ -190,10 +247,13 @@ class BackgroundTasks:
         self._group: AnyIOTaskGroup | None = None
         self._run: object | None = None  # the run the active block is in
         self._accepting = False
+        # Draining: only the supervisor's own tasks may still add tasks to it.
+        self._draining = False
         self._entered = False
         self._tasks: dict[BackgroundTask[Any], None] = {}
         self._pending: list[BackgroundTask[Any]] = []
         self._idle: anyio.Event | None = None
+        self._owner_token: contextvars.Token[BackgroundTasks | None] | None = None
 
     def __repr__(self) -> str:
         return f"<BackgroundTasks name={self.name!r} active={len(self._tasks)}>"
@@ -203,18 +263,27 @@ class BackgroundTasks:
         """The tasks that are still running (or about to start), oldest first."""
         return tuple(self._tasks)
 
+    def _accepts_from_context(self) -> bool:
+        # Called with this supervisor as the current context's owner.
+        return self._accepting or self._draining
+
     def create_task(
         self, coro: Coroutine[Any, Any, T], *, name: str | None = None
     ) -> BackgroundTask[T]:
         """
         Start ``coro`` as a background task of this supervisor.
 
+        The task runs in a copy of the caller's :mod:`contextvars` context, taken now.
+        While the supervisor drains (its block is exiting), only its own tasks may still
+        add tasks to it; the drain then waits for those too, within the same
+        ``shutdown_timeout``.
+
         :param coro: a coroutine object (``send_email(user)``, not ``send_email``)
         :param name: the task's name (default: the coroutine's qualified name)
         :return: the task's handle
         :raises TypeError: if ``coro`` is not a coroutine object
         :raises RuntimeError: if the supervisor is not accepting tasks (not entered yet,
-            or shutting down); ``coro`` is closed
+            shutting down, or exited); ``coro`` is closed
 
         """
         check_coroutine(coro, "create_task", name=name)
@@ -226,26 +295,45 @@ class BackgroundTasks:
                 f"time: give the task to a supervisor of this run, or use "
                 f"create_background_task()"
             )
-        if not self._accepting:
+        return self._create(coro, name, _context_owner.get())
+
+    def _create(
+        self,
+        coro: Coroutine[Any, Any, T],
+        name: str | None,
+        caller_owner: BackgroundTasks | None,
+    ) -> BackgroundTask[T]:
+        # ``caller_owner``: the owner in the caller's context (_context_owner.get()).
+        if not self._accepting and not (self._draining and caller_owner is self):
             coro.close()
             raise RuntimeError(
                 f"the background tasks supervisor {self.name!r} is not accepting new "
-                f"tasks (not entered yet, or shutting down)"
+                f"tasks (not entered yet, shutting down, or exited); create the task "
+                f"while its async with block is active"
             )
 
-        task = BackgroundTask(coro, name)
-        task._on_finish = self._forget
-        self._tasks[task] = None
-        if self._group is None:
-            self._pending.append(task)  # the host of a default supervisor is starting
-        else:
-            self._spawn(task)
+        task = BackgroundTask(coro, name, on_finish=self._forget)
+        if caller_owner is not self:
+            # This supervisor owns what the task itself starts: say so in its context
+            # (a copy of the caller's, taken now).
+            task._set_context_var(_context_owner, self)
 
+        self._admit(task)
         return task
 
-    def _spawn(self, task: BackgroundTask[Any]) -> None:
-        assert self._group is not None
-        task._handle = self._group.create_task(task._run(False), name=task._name)
+    def _admit(self, task: BackgroundTask[Any]) -> None:
+        # The one way a new task comes in (a limit gate can sit in front of it; a task
+        # made to wait there must take its creator's context first: task._defer()).
+        # It is counted at once, and started now (the backend copies the caller's
+        # context, or uses the one taken), or as soon as the default supervisor's
+        # host runs, in the context taken now: context is copied at creation, always
+        # (API.md rule 9).
+        self._tasks[task] = None
+        if self._group is None:
+            task._defer()
+            self._pending.append(task)
+        else:
+            task._start(self._group, propagate=False)
 
     def _forget(self, task: Task[Any]) -> None:
         del self._tasks[task]  # type: ignore[arg-type]
@@ -259,7 +347,7 @@ class BackgroundTasks:
         self._accepting = True
         pending, self._pending = self._pending, []
         for task in pending:
-            self._spawn(task)
+            task._start(group, propagate=False)
 
     async def __aenter__(self) -> Self:
         run = current_run()
@@ -284,6 +372,7 @@ class BackgroundTasks:
             raise
 
         _run_state().owners.append(self)
+        self._owner_token = _context_owner.set(self)
         return self
 
     async def __aexit__(
@@ -296,8 +385,13 @@ class BackgroundTasks:
         if self in owners:
             owners.remove(self)
 
+        token, self._owner_token = self._owner_token, None
+        if token is not None:
+            with suppress(ValueError):  # exited in another context than entered
+                _context_owner.reset(token)
+
         try:
-            return await self._close(exc_type, exc_val, exc_tb)
+            return await self._close(exc_val)
         finally:
             # Reusable afterwards: by a later block, in this run or another one.
             self._group = None
@@ -305,19 +399,17 @@ class BackgroundTasks:
             self._run = None
             self._entered = False
 
-    async def _close(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> bool | None:
+    async def _close(self, exc_val: BaseException | None) -> bool | None:
+        """
+        Drain (unless ``exc_val`` is an interrupt or a cancellation), cancel what is
+        left, wait for it; raise ``exc_val`` unwrapped, or an interrupt raised by a task
+        (it wins over anything else), else the group's own exception.
+        """
         self._accepting = False
         group = self._group
         assert group is not None
-        cancelled_exc_class = get_cancelled_exc_class()
-        if self._tasks and not (
-            exc_type is not None and issubclass(exc_type, cancelled_exc_class)
-        ):
+        if self._tasks and (exc_val is None or isinstance(exc_val, Exception)):
+            self._draining = True
             try:
                 timeout = (
                     math.inf if self.shutdown_timeout is None else self.shutdown_timeout
@@ -325,15 +417,39 @@ class BackgroundTasks:
                 with anyio.move_on_after(timeout):
                     self._idle = anyio.Event()
                     await self._idle.wait()
-            except BaseException as exc:  # cancelled (or interrupted) while draining
-                exc_type, exc_val, exc_tb = type(exc), exc, exc.__traceback__
+            except BaseException as exc:  # cancelled or interrupted while draining
+                exc_val = exc
+            finally:
+                self._draining = False
 
-        self._cancel_remaining(
-            logging.DEBUG
-            if exc_type is not None and issubclass(exc_type, cancelled_exc_class)
-            else logging.WARNING
-        )
-        return await group.__aexit__(exc_type, exc_val, exc_tb)
+        quiet = exc_val is not None and not isinstance(exc_val, Exception)
+        self._cancel_remaining(logging.DEBUG if quiet else logging.WARNING)
+        try:
+            return await group.__aexit__(
+                None if exc_val is None else type(exc_val),
+                exc_val,
+                None if exc_val is None else exc_val.__traceback__,
+            )
+        except BaseException as exc:
+            interrupt = find_interrupt(exc)
+            if interrupt is not None and interrupt is not exc:
+                raise interrupt from None
+
+            if (
+                exc_val is not None
+                and exc is not exc_val
+                and isinstance(exc, BaseExceptionGroup)
+                and _only(exc, exc_val)
+            ):
+                # The body's own exception, wrapped by the task group: unwrap it.
+                raise exc_val from None
+
+            raise
+        finally:
+            # Tasks that the backend cancelled before their first step (asyncio at run
+            # end): close their coroutines, so that nothing warns.
+            for task in tuple(self._tasks):
+                task._settle()
 
     def _cancel_remaining(self, level: int) -> None:
         for task in self._tasks:
@@ -344,6 +460,23 @@ class BackgroundTasks:
                 self.name,
             )
             task.cancel()
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for inner in group.exceptions:
+        if isinstance(inner, BaseExceptionGroup):
+            yield from _leaves(inner)
+        else:
+            yield inner
+
+
+def _only(group: BaseExceptionGroup[BaseException], exc: BaseException) -> bool:
+    """Whether ``group`` holds ``exc`` and nothing else but cancellations."""
+    cancelled = get_cancelled_exc_class()
+    leaves = list(_leaves(group))
+    return any(leaf is exc for leaf in leaves) and all(
+        leaf is exc or isinstance(leaf, cancelled) for leaf in leaves
+    )
 
 
 def _default_supervisor(state: _RunState) -> BackgroundTasks:
@@ -364,12 +497,20 @@ def _default_supervisor(state: _RunState) -> BackgroundTasks:
 
 async def _host_default_supervisor(supervisor: BackgroundTasks) -> None:
     # Runs until the event-loop run ends; then the backend cancels it, which cancels the
-    # tasks still running. It must raise nothing but that cancellation.
+    # tasks still running. It must raise nothing but that cancellation, or an interrupt
+    # raised by one of its tasks, which goes to the code that started the run.
     await supervisor._open()
     try:
         await anyio.sleep_forever()
     except BaseException as exc:
-        await supervisor._close(type(exc), exc, exc.__traceback__)
+        try:
+            await supervisor._close(exc)
+        except INTERRUPTS as interrupt:
+            if await interrupt_run(interrupt):
+                return  # trio: delivered to the main task instead
+
+            raise  # asyncio: it leaves the event loop, which ends the run
+
         raise
 
 
@@ -377,7 +518,7 @@ def _abandon_pending(supervisor: BackgroundTasks) -> None:
     supervisor._accepting = False
     pending, supervisor._pending = supervisor._pending, []
     for task in pending:
-        task._close_unstarted()
+        task._discard()
 
 
 def create_background_task(
@@ -388,10 +529,18 @@ def create_background_task(
 
     A plain function: call it without ``await``, from any task of a running event loop,
     on asyncio or trio. The task is not tied to the caller: it goes on after the caller
-    (say, a request handler) has returned. Its owner is the innermost active
-    :class:`BackgroundTasks` of the current run, or else a run-wide default supervisor
-    started on demand; when the run ends, tasks still running there are cancelled and
-    awaited cleanly.
+    (say, a request handler) has returned. Its owner is, in this order: the supervisor
+    of the calling task (when the caller is a background task, or runs inside an
+    ``async with BackgroundTasks()`` block, or was started from one, as long as that
+    supervisor is active or draining); else the innermost active
+    :class:`BackgroundTasks` of the current run; else a run-wide default supervisor
+    started on demand. When the run ends, tasks still running in the default supervisor
+    are cancelled and awaited, and tasks not started yet are closed, without any
+    warning, on every backend.
+
+    The task runs in a copy of the caller's :mod:`contextvars` context taken now, like
+    :func:`asyncio.create_task` (also for the first tasks of a run, which wait for the
+    default supervisor to start).
 
     The handle is a :class:`BackgroundTask`: ``done()``, ``result()``, ``cancel()``,
     ``await task``, and ``async with create_background_task(...) as task:`` to bind the
@@ -422,5 +571,8 @@ def create_background_task(
             "create_background_task() must be called from a task of a running event loop"
         ) from None
 
-    owner = state.owners[-1] if state.owners else _default_supervisor(state)
-    return owner.create_task(coro, name=name)
+    caller_owner = owner = _context_owner.get()
+    if owner is None or not (owner._accepting or owner._draining):
+        owner = state.owners[-1] if state.owners else _default_supervisor(state)
+
+    return owner._create(coro, name, caller_owner)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeAlias, TypedDict
@@ -45,7 +46,11 @@ from anyio.abc import TaskStatus
 
 from ._background import BackgroundTasks, current_owner
 from ._lowlevel import PerRun
+from ._tasks import INTERRUPTS, Interrupted, find_interrupt
 from ._util import check_optional_str, check_shutdown_timeout
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT",
@@ -394,145 +399,230 @@ class BackgroundTasksMiddleware:
 
         run = self._runs.get()
         run.lifespan_seen = True
-        host = _SupervisorHost(name=self.name, shutdown_timeout=self.shutdown_timeout)
-        # The wrapped app's lifespan runs in a task of its own and talks to us through
-        # these streams: we decide when it sees each message (after the supervisor is
-        # up; after it is drained) and we see when it returns or raises. Exceptions are
-        # raised from here only after the task group has exited, so that the server
-        # gets the app's exception itself, not an exception group around it.
-        to_app_send, to_app_receive = anyio.create_memory_object_stream[Message](1)
-        from_app_send, from_app_receive = anyio.create_memory_object_stream[
+        await _Lifespan(self, run, scope, receive, send).run(message)
+
+
+class _Ended:
+    """A lifespan step ended the conversation: with ``error``, or cleanly (``None``)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
+
+
+class _Lifespan:
+    """
+    One ASGI lifespan conversation of :class:`BackgroundTasksMiddleware`, in three
+    steps: :meth:`startup` (supervisor up, then the wrapped app's startup),
+    :meth:`serve` (until the server's shutdown message, or the app's lifespan ends),
+    :meth:`shutdown` (supervisor drained, then the app's shutdown). Each step returns
+    an :class:`_Ended` when the conversation is over.
+
+    The wrapped app's lifespan runs in a task of its own and talks to us through two
+    streams: we decide when it sees each message (after the supervisor is up; after it
+    is drained) and we see when it returns or raises. Exceptions are raised from
+    :meth:`run` only after the task group has exited, so that the server gets the
+    app's exception itself, not an exception group around it.
+    """
+
+    def __init__(
+        self,
+        middleware: BackgroundTasksMiddleware,
+        run: _RunState,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        self.middleware = middleware
+        self.run_state = run
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.host = _SupervisorHost(
+            name=middleware.name, shutdown_timeout=middleware.shutdown_timeout
+        )
+        self.to_app_send, self.to_app_receive = anyio.create_memory_object_stream[
+            Message
+        ](1)
+        self.from_app_send, self.from_app_receive = anyio.create_memory_object_stream[
             "Message | _InnerExit"
         ](math.inf)
-        app_read = 0
+        self.app_read = 0  # how many messages the app has asked for
+        self.app_alive = False
 
-        async def app_receive() -> Message:
-            nonlocal app_read
-            app_read += 1
-            return await to_app_receive.receive()
-
-        async def app_send(message: Message) -> None:
-            await from_app_send.send(message)
-
-        async def run_app() -> None:
-            app_error: Exception | None = None
-            try:
-                await self.app(scope, app_receive, app_send)
-            except Exception as exc:
-                app_error = exc
-            finally:
-                from_app_send.send_nowait(_InnerExit(app_error))
-
-        async def wait_app_exit() -> Exception | None:
-            while True:
-                item = await from_app_receive.receive()
-                if isinstance(item, _InnerExit):
-                    return item.error
-
-        async def converse(task_group: AnyIOTaskGroup) -> Exception | None:
-            error: Exception | None = None
-            supervisor = await host.start(task_group)
-            run.supervisor = supervisor
-            state = scope.get("state")
-            if self.state_key is not None and isinstance(state, MutableMapping):
-                state[self.state_key] = supervisor
-
-            task_group.start_soon(run_app, name="anyconc.asgi wrapped lifespan")
-            await to_app_send.send(message)
-            reply = await from_app_receive.receive()
-            app_alive = True
-            if isinstance(reply, _InnerExit):
-                app_alive = False
-                if reply.error is not None and app_read > 0:
-                    # Startup failed by raising: fail the same way, cleaned up.
-                    await host.abort()
-                    return reply.error
-
-                # No lifespan support in the wrapped app: we do the protocol.
-                logger.debug(
-                    "%r: the wrapped app does not support lifespan (%r); "
-                    "the middleware completes the lifespan protocol alone",
-                    self,
-                    reply.error,
-                )
-                reply = {"type": "lifespan.startup.complete"}
-            elif reply["type"] != "lifespan.startup.complete":
-                # lifespan.startup.failed: nothing will run, cancel at once.
-                await host.abort()
-                await send(reply)
-                return await wait_app_exit()
-
-            await send(reply)
-            # Serving: wait for the server's shutdown, or for the wrapped app's
-            # lifespan to end on its own.
-            shutdown: Message | None = None
-            async with anyio.create_task_group() as waiters:
-
-                async def wait_server() -> None:
-                    nonlocal shutdown
-                    shutdown = await receive()
-                    waiters.cancel_scope.cancel()
-
-                waiters.start_soon(wait_server)
-                if app_alive:
-                    error = await wait_app_exit()
-                    app_alive = False
-                    waiters.cancel_scope.cancel()
-
-            if error is not None:
-                # The app's lifespan crashed while serving: stop now.
-                await host.abort()
-                return error
-
-            if shutdown is None:
-                # The wrapped app ended its lifespan early, cleanly: keep the
-                # supervisor until the server shuts down.
-                shutdown = await receive()
-
-            if shutdown["type"] != "lifespan.shutdown":
-                await host.abort()
-                return RuntimeError(
-                    f"expected the ASGI message 'lifespan.shutdown', "
-                    f"got {shutdown['type']!r}"
-                )
-
-            await host.drain()
-            if not app_alive:
-                await send({"type": "lifespan.shutdown.complete"})
-                return None
-
-            await to_app_send.send(shutdown)
-            reply = await from_app_receive.receive()
-            if isinstance(reply, _InnerExit):
-                if reply.error is not None:
-                    return reply.error
-
-                reply = {"type": "lifespan.shutdown.complete"}
-                await send(reply)
-                return None
-
-            await send(reply)
-            return await wait_app_exit()
-
+    async def run(self, startup: Message) -> None:
         error: Exception | None = None
         try:
             async with anyio.create_task_group() as task_group:
                 try:
-                    error = await converse(task_group)
+                    error = await self._converse(task_group, startup)
                 except Exception as exc:
                     # The server's receive() or send() raised (hypercorn raises from
                     # send() on a failed startup): stop everything, pass it on.
                     error = exc
                     task_group.cancel_scope.cancel()
+        except BaseExceptionGroup as exc_group:
+            # An interrupt raised by the app's lifespan (carried out of its task, see
+            # _tasks.Interrupted) reaches the server unwrapped (API.md rule 7).
+            interrupt = find_interrupt(exc_group)
+            if interrupt is None:
+                raise
+
+            raise interrupt from None
         finally:
-            run.supervisor = None
-            to_app_send.close()
-            from_app_receive.close()
-            from_app_send.close()
-            to_app_receive.close()
+            self.run_state.supervisor = None
+            for stream in (
+                self.to_app_send,
+                self.from_app_receive,
+                self.from_app_send,
+                self.to_app_receive,
+            ):
+                stream.close()
 
         if error is not None:
             raise error
+
+    async def _converse(
+        self, task_group: AnyIOTaskGroup, startup: Message
+    ) -> Exception | None:
+        ended = await self.startup(task_group, startup)
+        if ended is not None:
+            return ended.error
+
+        shutdown = await self.serve()
+        if isinstance(shutdown, _Ended):
+            return shutdown.error
+
+        return (await self.shutdown(shutdown)).error
+
+    # -- the wrapped app's side --------------------------------------------------------
+
+    async def _app_receive(self) -> Message:
+        self.app_read += 1
+        return await self.to_app_receive.receive()
+
+    async def _app_send(self, message: Message) -> None:
+        await self.from_app_send.send(message)
+
+    async def _run_app(self) -> None:
+        app_error: Exception | None = None
+        try:
+            await self.middleware.app(self.scope, self._app_receive, self._app_send)
+        except Exception as exc:
+            app_error = exc
+        except INTERRUPTS as exc:
+            raise Interrupted(exc) from None  # see _tasks.Interrupted
+        finally:
+            self.from_app_send.send_nowait(_InnerExit(app_error))
+
+    async def _wait_app_exit(self) -> Exception | None:
+        while True:
+            item = await self.from_app_receive.receive()
+            if isinstance(item, _InnerExit):
+                return item.error
+
+    # -- the three steps ---------------------------------------------------------------
+
+    async def startup(
+        self, task_group: AnyIOTaskGroup, message: Message
+    ) -> _Ended | None:
+        """Open the supervisor, then pass startup on to the app; ``None``: serving."""
+        host = self.host
+        supervisor = await host.start(task_group)
+        self.run_state.supervisor = supervisor
+        state = self.scope.get("state")
+        key = self.middleware.state_key
+        if key is not None and isinstance(state, MutableMapping):
+            state[key] = supervisor
+
+        task_group.start_soon(self._run_app, name="anyconc.asgi wrapped lifespan")
+        await self.to_app_send.send(message)
+        reply = await self.from_app_receive.receive()
+        self.app_alive = True
+        if isinstance(reply, _InnerExit):
+            self.app_alive = False
+            if reply.error is not None and self.app_read > 0:
+                # Startup failed by raising: fail the same way, cleaned up.
+                await host.abort()
+                return _Ended(reply.error)
+
+            # No lifespan support in the wrapped app: we do the protocol.
+            logger.debug(
+                "%r: the wrapped app does not support lifespan (%r); "
+                "the middleware completes the lifespan protocol alone",
+                self.middleware,
+                reply.error,
+            )
+            reply = {"type": "lifespan.startup.complete"}
+        elif reply["type"] != "lifespan.startup.complete":
+            # lifespan.startup.failed: nothing will run, cancel at once.
+            await host.abort()
+            await self.send(reply)
+            return _Ended(await self._wait_app_exit())
+
+        await self.send(reply)
+        return None
+
+    async def serve(self) -> Message | _Ended:
+        """
+        Wait for the server's shutdown message, or for the wrapped app's lifespan to
+        end on its own; return the shutdown message.
+        """
+        shutdown: Message | None = None
+        error: Exception | None = None
+        async with anyio.create_task_group() as waiters:
+
+            async def wait_server() -> None:
+                nonlocal shutdown
+                shutdown = await self.receive()
+                waiters.cancel_scope.cancel()
+
+            waiters.start_soon(wait_server)
+            if self.app_alive:
+                error = await self._wait_app_exit()
+                self.app_alive = False
+                waiters.cancel_scope.cancel()
+
+        if error is not None:
+            # The app's lifespan crashed while serving: stop now.
+            await self.host.abort()
+            return _Ended(error)
+
+        if shutdown is None:
+            # The wrapped app ended its lifespan early, cleanly: keep the supervisor
+            # until the server shuts down.
+            shutdown = await self.receive()
+
+        if shutdown["type"] != "lifespan.shutdown":
+            await self.host.abort()
+            return _Ended(
+                RuntimeError(
+                    f"expected the ASGI message 'lifespan.shutdown', "
+                    f"got {shutdown['type']!r}"
+                )
+            )
+
+        return shutdown
+
+    async def shutdown(self, message: Message) -> _Ended:
+        """Drain the supervisor, then pass shutdown on to the app."""
+        await self.host.drain()
+        if not self.app_alive:
+            await self.send({"type": "lifespan.shutdown.complete"})
+            return _Ended(None)
+
+        await self.to_app_send.send(message)
+        reply = await self.from_app_receive.receive()
+        if isinstance(reply, _InnerExit):
+            if reply.error is not None:
+                return _Ended(reply.error)
+
+            await self.send({"type": "lifespan.shutdown.complete"})
+            return _Ended(None)
+
+        await self.send(reply)
+        return _Ended(await self._wait_app_exit())
 
 
 @asynccontextmanager
