@@ -7,12 +7,14 @@ import logging
 import math
 import sys
 import weakref
+from collections import OrderedDict, deque
 from collections.abc import Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from anyio import NoEventLoopError, get_cancelled_exc_class
+from anyio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
 
 from ._lowlevel import current_run, current_time, spawn_run_task
 from ._tasks import _FAILED, Task, check_coroutine
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BackgroundTask",
     "BackgroundTasks",
+    "BackgroundTasksFull",
     "create_background_task",
     "current_owner",
 ]
@@ -99,11 +102,13 @@ class BackgroundTask(Task[T]):
 
     """
 
-    __slots__ = ("_awaiters", "_in_block", "started_at")
+    __slots__ = ("_awaiters", "_in_block", "_waiting_in", "started_at")
 
     def __init__(self, coro: Coroutine[Any, Any, T], name: str | None) -> None:
         super().__init__(coro, name)
         self._in_block = False
+        # The limit gate the task waits in (not started yet), else None.
+        self._waiting_in: _Gate | None = None
         # How many ``await task`` are parked: each will retrieve a failure itself.
         self._awaiters = 0
         #: The event-loop time (``anyio.current_time()``) at which the task was created.
@@ -122,6 +127,32 @@ class BackgroundTask(Task[T]):
             logger.error(
                 "background task %r failed", self._name, exc_info=self._exception
             )
+
+    def waiting(self) -> bool:
+        """
+        Return ``True`` while the task waits for room under its supervisor's ``limit``
+        (see :class:`BackgroundTasks`): it has not started, its coroutine has not run.
+        """
+        return self._waiting_in is not None
+
+    def cancel(self) -> bool:
+        """
+        Request the cancellation of the task (see :meth:`anyconc.Task.cancel`).
+
+        A task still waiting for room under its supervisor's ``limit`` leaves the
+        waiting line at once and never runs: its coroutine is closed (no "never
+        awaited" warning) and the handle is cancelled at the next scheduling point,
+        as for a task cancelled before its first step.
+
+        :return: ``False`` if the task had already finished, ``True`` otherwise
+
+        """
+        gate = self._waiting_in
+        requested = super().cancel()  # not started: it never will be
+        if gate is not None:
+            gate.withdraw(self)
+
+        return requested
 
     async def _wait_result(self) -> T:
         self._awaiters += 1
@@ -151,6 +182,170 @@ class BackgroundTask(Task[T]):
             raise self._exception
 
 
+class BackgroundTasksFull(RuntimeError):
+    """
+    Raised by :meth:`BackgroundTasks.create_task` (and so by
+    :func:`create_background_task`) when the supervisor already runs ``limit`` tasks
+    and ``pending_limit`` more wait: the coroutine passed is closed, nothing was started.
+
+    A web handler typically answers ``429 Too Many Requests`` with a ``Retry-After``;
+    a producer that can wait uses :meth:`BackgroundTasks.spawn` instead.
+    """
+
+
+def check_limits(limit: object, pending_limit: object) -> None:
+    """
+    Validate the ``limit`` and ``pending_limit`` of a :class:`BackgroundTasks`.
+
+    :raises TypeError: if one is not an ``int`` (``bool`` included) or ``None``
+    :raises ValueError: if one is less than 1, or ``pending_limit`` is given without
+        ``limit``
+    """
+    for argument, value in (("limit", limit), ("pending_limit", pending_limit)):
+        if value is None:
+            continue
+
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(
+                f"{argument} must be a positive int or None, "
+                f"got {type(value).__qualname__}"
+            )
+
+        if value < 1:
+            raise ValueError(
+                f"{argument} must be a positive int or None (None: no limit), "
+                f"got {value}"
+            )
+
+    if limit is None and pending_limit is not None:
+        raise ValueError(
+            "pending_limit needs limit: without limit every task starts at once and "
+            "none waits; set limit too, or leave pending_limit None"
+        )
+
+
+class _Spawner:
+    """A :meth:`BackgroundTasks.spawn` call waiting for room."""
+
+    __slots__ = ("event", "gone", "reserved")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        # A slot was reserved for this call (it was woken up).
+        self.reserved = False
+        # The call was cancelled while waiting: skip it.
+        self.gone = False
+
+
+class _Gate:
+    """
+    The limit gate of a :class:`BackgroundTasks` with a ``limit``: in front of the
+    supervisor's usual admission path, it counts the running tasks, keeps the waiting
+    ones in arrival order (with the context each was created in), starts the next one
+    whenever a running one finishes, and hands freed room to waiting ``spawn()`` calls
+    in order.
+
+    Room is counted as: running + waiting + reserved (for woken ``spawn()`` calls that
+    have not run yet) <= ``limit + pending_limit``; a task runs at once while fewer
+    than ``limit`` run. A gate belongs to one ``async with`` block of its supervisor.
+    """
+
+    __slots__ = (
+        "limit",
+        "pending_limit",
+        "reserved",
+        "running",
+        "spawners",
+        "supervisor",
+        "waiting",
+    )
+
+    def __init__(
+        self, supervisor: BackgroundTasks, limit: int, pending_limit: int | None
+    ) -> None:
+        self.supervisor = supervisor
+        self.limit = limit
+        self.pending_limit = pending_limit
+        self.running = 0
+        self.waiting: OrderedDict[BackgroundTask[Any], contextvars.Context] = (
+            OrderedDict()
+        )
+        self.reserved = 0
+        self.spawners: deque[_Spawner] = deque()
+
+    def full(self) -> bool:
+        return self.pending_limit is not None and (
+            self.running + len(self.waiting) + self.reserved
+            >= self.limit + self.pending_limit
+        )
+
+    def admit(self, coro: Coroutine[Any, Any, T], name: str | None) -> BackgroundTask[T]:
+        supervisor = self.supervisor
+        if self.full():
+            coro.close()
+            raise BackgroundTasksFull(
+                f"the background tasks supervisor {supervisor.name!r} is full: "
+                f"{self.running} running (limit={self.limit}) and {len(self.waiting)} "
+                f"waiting (pending_limit={self.pending_limit}); try again later, or "
+                f"await spawn() to wait for room"
+            )
+
+        task = BackgroundTask(coro, name)
+        supervisor._tasks[task] = None
+        if self.running < self.limit:
+            self.running += 1
+            task._on_finish = self.finished
+            supervisor._spawn(task)
+        else:
+            task._waiting_in = self
+            self.waiting[task] = contextvars.copy_context()  # rule 9: at creation
+
+        return task
+
+    def _start(self, task: BackgroundTask[Any], context: contextvars.Context) -> None:
+        group = self.supervisor._group
+        assert group is not None
+        task._handle = group.create_task(
+            task._run(False), name=task._name, context=context
+        )
+
+    def finished(self, task: Task[Any]) -> None:
+        # A running task finished: start the next waiting one (before the supervisor
+        # forgets this one, so that a drain never sees it idle while tasks wait).
+        self.running -= 1
+        if self.waiting:
+            following, context = self.waiting.popitem(last=False)
+            following._waiting_in = None
+            following._on_finish = self.finished
+            self.running += 1
+            self._start(following, context)
+
+        self.wake()
+        self.supervisor._forget(task)
+
+    def withdraw(self, task: BackgroundTask[Any]) -> None:
+        # A waiting task is cancelled: it leaves the line, and is started at once only
+        # to close its coroutine (Task._run sees the cancellation request first). It
+        # takes no running slot.
+        context = self.waiting.pop(task)
+        task._waiting_in = None
+        task._on_finish = self.supervisor._forget
+        self._start(task, context)
+        self.wake()
+
+    def wake(self) -> None:
+        # Hand the room there is to the waiting spawn() calls, oldest first.
+        spawners = self.spawners
+        while spawners and not self.full():
+            spawner = spawners.popleft()
+            if spawner.gone:
+                continue
+
+            spawner.reserved = True
+            self.reserved += 1
+            spawner.event.set()
+
+
 class BackgroundTasks:
     """
     A supervisor of background tasks, for example for an application's lifespan.
@@ -170,25 +365,63 @@ class BackgroundTasks:
     exited (in the same event-loop run or a later one, on any backend); it cannot be
     active twice at once.
 
+    **Limits** (as aiojobs' ``Scheduler(limit=, pending_limit=)``, on every backend):
+    with ``limit``, at most that many tasks run at once; the others wait, in arrival
+    order, and start one by one as running ones finish. A waiting task has not started:
+    its coroutine has not run, :meth:`BackgroundTask.waiting` is ``True``, and
+    cancelling it closes the coroutine (no warning) so that it never runs. With
+    ``pending_limit`` too, at most that many wait: then :meth:`create_task` (and
+    :func:`create_background_task`, which cannot wait) raises
+    :exc:`BackgroundTasksFull` and closes the coroutine, while :meth:`spawn` waits for
+    room (backpressure). A waiting task runs in the context copied when it was created.
+
+    The drain at exit covers waiting tasks: they start as room frees up, within the
+    same ``shutdown_timeout``; at the deadline (or when the block is cancelled or
+    interrupted) running and waiting tasks are cancelled alike, waiting ones closed
+    without having run. Decided here: ``pending_limit`` without ``limit`` is a
+    :exc:`ValueError` (nothing would ever wait, so it could only mislead), and
+    ``limit`` without ``pending_limit`` lets any number wait.
+
     Example::
 
         async with BackgroundTasks(name="app", shutdown_timeout=10) as tasks:
             tasks.create_task(send_email(user))   # or create_background_task(...)
             await serve()
 
+        async with BackgroundTasks(limit=50, pending_limit=500) as tasks:
+            for user in users:
+                await tasks.spawn(send_email(user))   # waits while 550 are in
+
     :param name: a name, used in logs
     :param shutdown_timeout: the grace period at exit, in seconds (``None``: no limit)
+    :param limit: the most tasks running at once (``None``: no limit)
+    :param pending_limit: the most tasks waiting for room while ``limit`` run
+        (``None``: no limit); needs ``limit``
+    :raises TypeError: if an argument has the wrong type (a ``bool`` is not a limit)
+    :raises ValueError: if ``shutdown_timeout`` is negative or NaN, a limit is less
+        than 1, or ``pending_limit`` is given without ``limit``
 
     """
 
     def __init__(
-        self, *, name: str | None = None, shutdown_timeout: float | None = None
+        self,
+        *,
+        name: str | None = None,
+        shutdown_timeout: float | None = None,
+        limit: int | None = None,
+        pending_limit: int | None = None,
     ) -> None:
         check_optional_str("name", name)
         check_shutdown_timeout(shutdown_timeout)
+        check_limits(limit, pending_limit)
 
         self.name = name
         self.shutdown_timeout = shutdown_timeout
+        self.limit = limit
+        self.pending_limit = pending_limit
+        self._gate: _Gate | None = (
+            None if limit is None else _Gate(self, limit, pending_limit)
+        )
         self._group: AnyIOTaskGroup | None = None
         self._accepting = False
         self._entered = False
@@ -201,8 +434,19 @@ class BackgroundTasks:
 
     @property
     def active(self) -> tuple[BackgroundTask[Any], ...]:
-        """The tasks that are still running (or about to start), oldest first."""
-        return tuple(self._tasks)
+        """
+        The tasks that are still running (or about to start), oldest first; not those
+        waiting for room under ``limit`` (see :attr:`waiting`).
+        """
+        if self._gate is None or not self._gate.waiting:
+            return tuple(self._tasks)
+
+        return tuple(task for task in self._tasks if task._waiting_in is None)
+
+    @property
+    def waiting(self) -> tuple[BackgroundTask[Any], ...]:
+        """The tasks waiting for room under ``limit``, in the order they will start."""
+        return () if self._gate is None else tuple(self._gate.waiting)
 
     def create_task(
         self, coro: Coroutine[Any, Any, T], *, name: str | None = None
@@ -210,12 +454,17 @@ class BackgroundTasks:
         """
         Start ``coro`` as a background task of this supervisor.
 
+        With a ``limit`` reached, the task waits for room (it has not started; see
+        :class:`BackgroundTasks`).
+
         :param coro: a coroutine object (``send_email(user)``, not ``send_email``)
         :param name: the task's name (default: the coroutine's qualified name)
         :return: the task's handle
         :raises TypeError: if ``coro`` is not a coroutine object
         :raises RuntimeError: if the supervisor is not accepting tasks (not entered yet,
             or shutting down); ``coro`` is closed
+        :raises BackgroundTasksFull: if ``limit`` tasks run and ``pending_limit`` wait
+            already; ``coro`` is closed
 
         """
         check_coroutine(coro, "create_task")
@@ -226,6 +475,9 @@ class BackgroundTasks:
                 f"tasks (not entered yet, or shutting down)"
             )
 
+        if self._gate is not None:
+            return self._gate.admit(coro, name)
+
         task = BackgroundTask(coro, name)
         task._on_finish = self._forget
         self._tasks[task] = None
@@ -234,6 +486,65 @@ class BackgroundTasks:
         else:
             self._spawn(task)
 
+        return task
+
+    async def spawn(
+        self, coro: Coroutine[Any, Any, T], *, name: str | None = None
+    ) -> BackgroundTask[T]:
+        """
+        Start ``coro`` as a background task of this supervisor, waiting for room first
+        if ``limit`` tasks run and ``pending_limit`` wait already (backpressure).
+
+        Calls that wait are given room in the order they came; while they wait,
+        :meth:`create_task` calls find the supervisor full (they cannot jump the line).
+        Without ``pending_limit`` (or ``limit``) it never waits. As the Queue family's
+        operations, it checks for cancellation first and ends with a cancel-shielded
+        yield. Cancelled while waiting, it closes ``coro`` and starts nothing. A call
+        that is waiting when the supervisor begins to shut down goes on waiting until
+        room frees up (the drain starts the waiting tasks, or cancels them at the
+        deadline); it then gets the :exc:`RuntimeError` of :meth:`create_task`.
+
+        :param coro: a coroutine object (``send_email(user)``, not ``send_email``)
+        :param name: the task's name (default: the coroutine's qualified name)
+        :return: the task's handle (the task may be waiting to start)
+        :raises TypeError: if ``coro`` is not a coroutine object
+        :raises RuntimeError: if the supervisor is not accepting tasks; ``coro`` is
+            closed
+
+        """
+        check_coroutine(coro, "spawn")
+        try:
+            await checkpoint_if_cancelled()
+        except BaseException:
+            coro.close()
+            raise
+
+        gate = self._gate
+        if gate is not None and self._accepting and gate.full():
+            spawner = _Spawner()
+            gate.spawners.append(spawner)
+            try:
+                await spawner.event.wait()
+            except BaseException:
+                coro.close()
+                if spawner.reserved:
+                    gate.reserved -= 1  # pass the room on
+                    gate.wake()
+                else:
+                    spawner.gone = True
+
+                raise
+
+            gate.reserved -= 1  # the room reserved for this call is used now
+            try:
+                task = self.create_task(coro, name=name)
+            except BaseException:
+                gate.wake()
+                raise
+        else:
+            task = self.create_task(coro, name=name)
+
+        await cancel_shielded_checkpoint()
         return task
 
     def _spawn(self, task: BackgroundTask[Any]) -> None:
@@ -259,6 +570,9 @@ class BackgroundTasks:
             raise RuntimeError("this background tasks supervisor is already active")
 
         self._entered = True
+        if self._gate is not None:  # a fresh one per block: nothing left from the last
+            self._gate = _Gate(self, self._gate.limit, self._gate.pending_limit)
+
         try:
             await self._open()
         except BaseException:
@@ -296,9 +610,9 @@ class BackgroundTasks:
         group = self._group
         assert group is not None
         cancelled_exc_class = get_cancelled_exc_class()
-        if self._tasks and not (
-            exc_type is not None and issubclass(exc_type, cancelled_exc_class)
-        ):
+        # No drain on a cancellation or an interrupt (rule 7): only a normal exit or
+        # an Exception of the body drains; a waiting task must not start then.
+        if self._tasks and (exc_type is None or issubclass(exc_type, Exception)):
             try:
                 timeout = (
                     math.inf if self.shutdown_timeout is None else self.shutdown_timeout
