@@ -279,7 +279,9 @@ class _Gate:
             >= self.limit + self.pending_limit
         )
 
-    def admit(self, coro: Coroutine[Any, Any, T], name: str | None) -> BackgroundTask[T]:
+    def admit(
+        self, coro: Coroutine[Any, Any, T], name: str | None
+    ) -> BackgroundTask[T]:
         supervisor = self.supervisor
         if self.full():
             coro.close()
@@ -318,7 +320,11 @@ class _Gate:
             following._waiting_in = None
             following._on_finish = self.finished
             self.running += 1
-            self._start(following, context)
+            group = self.supervisor._group
+            assert group is not None
+            following._handle = group.create_task(
+                _run_admitted(following), name=following._name, context=context
+            )
 
         self.wake()
         self.supervisor._forget(task)
@@ -344,6 +350,19 @@ class _Gate:
             spawner.reserved = True
             self.reserved += 1
             spawner.event.set()
+
+
+async def _run_admitted(task: BackgroundTask[Any]) -> None:
+    # A waiting task given room. If its supervisor is being cancelled meanwhile (a
+    # cancelled host cancels the running tasks, whose ends would start the waiting
+    # ones), it must not run even its first step: close it instead.
+    try:
+        await checkpoint_if_cancelled()
+    except BaseException:
+        task._close_unstarted()
+        raise
+
+    await task._run(False)
 
 
 class BackgroundTasks:
