@@ -564,3 +564,97 @@ def test_limits_are_kept_on_the_supervisor() -> None:
     supervisor = BackgroundTasks(limit=3, pending_limit=4)
     assert (supervisor.limit, supervisor.pending_limit) == (3, 4)
     assert (BackgroundTasks().limit, BackgroundTasks().pending_limit) == (None, None)
+
+
+# -- anyconc.asgi: the limits passed through, and the status --------------------------
+
+
+async def test_middleware_limits_the_app_supervisor_and_reports_waiting(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from anyconc.asgi import BackgroundTasksMiddleware, background_tasks_status
+    from test_asgi import raw_app, request, serving
+
+    probe = Probe()
+    answers: list[str] = []
+
+    async def handler(scope: dict[str, Any]) -> None:
+        key = f"n{len(answers)}"
+        try:
+            create_background_task(probe.held(key) if not answers else probe.job(key))
+        except BackgroundTasksFull:
+            answers.append("full")
+        else:
+            answers.append("queued")
+
+    middleware = BackgroundTasksMiddleware(
+        raw_app([], handler), name="web", limit=1, pending_limit=1
+    )
+    assert (middleware.limit, middleware.pending_limit) == (1, 1)
+    with caplog.at_level(logging.INFO, logger="anyconc"):
+        async with serving(middleware) as server:
+            assert await server.startup() == "lifespan.startup.complete"
+            supervisor = middleware.supervisor
+            assert supervisor is not None
+            assert (supervisor.limit, supervisor.pending_limit) == (1, 1)
+            for _ in range(3):
+                await request(middleware, state=server.state)
+            assert answers == ["queued", "queued", "full"]
+
+            status = background_tasks_status(supervisor)
+            assert middleware.status()["waiting_tasks"] == 1
+            assert status["active_tasks"] == 1 and status["waiting_tasks"] == 1
+            assert (status["limit"], status["pending_limit"]) == (1, 1)
+            assert [t["name"] for t in status["tasks"]] == ["Probe.held"]
+
+            await anyio.wait_all_tasks_blocked()
+            probe.release("n0")
+            # The drain at shutdown starts the waiting task and waits for it.
+            assert await server.shutdown() == "lifespan.shutdown.complete"
+
+    assert probe.started == ["n0", "n1"]
+    assert probe.finished == ["n0", "n1"]
+
+
+async def test_lifespan_helper_drains_waiting_tasks_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from anyconc.asgi import background_tasks_lifespan, background_tasks_status
+
+    probe = Probe()
+    lifespan = background_tasks_lifespan(name="web", limit=2, pending_limit=2)
+    with caplog.at_level(logging.INFO, logger="anyconc"):
+        async with lifespan(None) as state:
+            supervisor = state["background_tasks"]
+            for i in range(4):
+                create_background_task(probe.job(i, checkpoints=2))
+            with pytest.raises(BackgroundTasksFull):
+                create_background_task(probe.job("refused"))
+            status = background_tasks_status(supervisor)
+            assert (status["active_tasks"], status["waiting_tasks"]) == (2, 2)
+
+    assert sorted(probe.started) == [0, 1, 2, 3]  # type: ignore[type-var]
+    messages = [r.getMessage() for r in caplog.records if r.name == "anyconc"]
+    assert messages == [
+        "background tasks 'web': shutdown: waiting up to 10 s for 2 running and 2 "
+        "waiting background task(s)",
+        "background tasks 'web': shutdown: 4 background task(s) finished, 0 cancelled",
+    ]
+
+
+def test_asgi_helpers_validate_the_limits() -> None:
+    from anyconc.asgi import BackgroundTasksMiddleware, background_tasks_lifespan
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        pass
+
+    with pytest.raises(ValueError, match="pending_limit needs limit"):
+        BackgroundTasksMiddleware(app, pending_limit=5)
+    with pytest.raises(
+        TypeError, match="limit must be a positive int or None, got bool"
+    ):
+        BackgroundTasksMiddleware(app, limit=True)
+    with pytest.raises(ValueError, match="pending_limit needs limit"):
+        background_tasks_lifespan(pending_limit=5)
+    with pytest.raises(ValueError, match=r"limit must be a positive int or None \("):
+        background_tasks_lifespan(limit=0)
