@@ -245,8 +245,8 @@ def test_every_endpoint_answers(server: Server) -> None:
             "active_tasks": 0,
             "tasks": [],
             "waiting_tasks": 0,
-            "limit": None,
-            "pending_limit": None,
+            "limit": 100,  # the example's defaults
+            "pending_limit": 1000,
         }
 
 
