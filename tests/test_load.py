@@ -6,17 +6,20 @@ The app's supervisor is bounded (``--limit 50 --pending-limit 500``) and each
 notification holds ``HOLD`` bytes while it exists. The first 50 notifications of the
 burst take ``LONG`` seconds, the others ``SHORT``: the 50 slow ones hold every running
 slot, the next 500 wait, and the app answers 429 to the rest until the slow ones are
-done, however fast the client is; then the supervisor catches up. Checked, per server:
+done (the client only has to get 550 answers in ``LONG`` seconds); then the supervisor
+catches up if the burst is still going on. Checked, per server:
 
-* every request of a 5,000-request burst gets 202 or 429, none fails; more than 550
+* every request of a 5,000-request burst gets 202 or 429, none fails; at least 550
   got 202 and some got 429;
 * the status endpoint, polled during the burst, never shows more than 50 running or
   500 waiting tasks;
 * the server's peak RSS (``VmHWM``) when the burst has had 5,000 answers is within
   ``RSS_GROWTH_BOUND`` of its peak at 1,000 answers, and under ``RSS_BOUND``: memory
   does not grow with the burst size (4,000 more notifications held would add 125 MiB);
-* a SIGTERM in the middle of a second burst drains what was accepted: every notification
-  answered 202 (in either burst) is written exactly once, and the server exits cleanly.
+* a SIGTERM in the middle of a second burst (600 requests of ``MEDIUM`` seconds), while
+  the supervisor has work, drains what was accepted: every notification answered 202
+  (in either burst) is written exactly once, nothing is cancelled, and the server exits
+  with 0.
 
 Bounded in count (5,600 requests per server) and time (``BUDGET`` seconds per server,
 each request has a timeout); plain sync tests driving the client with ``anyio.run``.
@@ -54,6 +57,7 @@ PENDING_LIMIT = 500
 #: load average of 9, hundreds on an idle one).
 LONG = 15.0
 SHORT = 0.1  # seconds the others take
+MEDIUM = 0.5  # seconds each notification of the interrupted burst takes
 HOLD = 32 * 1024  # bytes each notification holds while it exists
 CONCURRENCY = 16  # requests in flight from the client
 BURST, EARLY, INTERRUPTED = 5_000, 1_000, 600
@@ -64,7 +68,9 @@ RSS_GROWTH_BOUND = 8 * 1024 * 1024
 #: The peak RSS of the server, whatever the burst: an interpreter with Starlette and a
 #: server loaded (35-45 MiB measured), plus 550 notifications (< 24 MiB).
 RSS_BOUND = 120 * 1024 * 1024
-GRACE = 30.0  # the servers' grace period: the drain of 550 tasks takes ~2.2 s
+GRACE = (
+    30.0  # the servers' grace period: a drain takes LONG + 500 * MEDIUM / 50 at most
+)
 STARTUP_LIMIT = 20.0
 UVLOOP = importlib.util.find_spec("uvloop") is not None  # a cheaper client
 #: Seconds the whole scenario of one server may take (the test fails after that).
@@ -105,6 +111,8 @@ class Burst:
     most_waiting: int = 0
     #: The server's peak RSS when ``rss_at`` requests had been answered.
     early_peak: int = 0
+    #: Tasks running or waiting in the app's supervisor right before the SIGTERM.
+    in_flight_at_sigterm: int = -1
 
     def accepted(self) -> set[str]:
         return {name for name, answer in self.answers.items() if answer == 202}
@@ -134,7 +142,7 @@ async def burst(
     result = Burst()
     pending = iter(
         f"/notify?name={name}&message=m&hold={HOLD}"
-        f"&delay={LONG if i < LIMIT and sigterm_at is None else SHORT}"
+        f"&delay={MEDIUM if sigterm_at else LONG if i < LIMIT else SHORT}"
         for i, name in enumerate(names)
     )
     limits = httpx.Limits(
@@ -158,6 +166,10 @@ async def burst(
                 if len(result.answers) == rss_at:
                     result.early_peak = peak_rss(pid)
                 if len(result.answers) == sigterm_at:
+                    status = (await client.get("/tasks/status")).json()
+                    result.in_flight_at_sigterm = (
+                        status["active_tasks"] + status["waiting_tasks"]
+                    )
                     os.kill(pid, signal.SIGTERM)
 
         async def watch_status() -> None:
@@ -276,9 +288,10 @@ def test_a_burst_is_bounded_answered_and_drained(server: Server) -> None:
     assert set(large.tally()) <= {202, 429}, large.tally()
     assert large.most_running <= LIMIT
     assert large.most_waiting <= PENDING_LIMIT
-    # The burst overran the supervisor: it was full, and work went on meanwhile.
+    # The burst overran the supervisor: it was full (and caught up once the slow ones
+    # were done, if the burst was still going on then).
     assert large.tally()[429] > 0, large.tally()
-    assert len(large.accepted()) > LIMIT + PENDING_LIMIT, large.tally()
+    assert len(large.accepted()) >= LIMIT + PENDING_LIMIT, large.tally()
     assert large.most_waiting > 0
     growth = large_peak - large.early_peak
     assert growth <= RSS_GROWTH_BOUND, (large.early_peak, large_peak)
@@ -291,7 +304,8 @@ def test_a_burst_is_bounded_answered_and_drained(server: Server) -> None:
     log = server.log()
     assert returncode == 0, log
     assert set(interrupted.tally()) <= {202, 429, "error"}, interrupted.tally()
-    assert interrupted.accepted(), interrupted.tally()
+    # There was work to drain: the rest of the first burst, or this one's.
+    assert interrupted.in_flight_at_sigterm > 0, interrupted.in_flight_at_sigterm
 
     written = server.written()
     assert len(written) == len(set(written)), "a notification was written twice"
