@@ -415,6 +415,9 @@ async def test_status_counts_names_and_ages() -> None:
             "supervisor": "web",
             "active_tasks": 0,
             "tasks": [],
+            "waiting_tasks": 0,
+            "limit": None,
+            "pending_limit": None,
         }
         create_background_task(job(), name="a")
         await anyio.sleep(2)
@@ -442,6 +445,9 @@ async def test_status_without_any_supervisor_is_empty() -> None:
         "supervisor": None,
         "active_tasks": 0,
         "tasks": [],
+        "waiting_tasks": 0,
+        "limit": None,
+        "pending_limit": None,
     }
 
 
@@ -696,7 +702,8 @@ async def test_starlette_lifespan_helper_orders_and_exposes_the_supervisor() -> 
         _, body, _ = await request(app, "/status", server.state)
         assert body == (
             b'{"supervisor":"starlette","active_tasks":1,'
-            b'"tasks":[{"name":"notify","age":1.0}]}'
+            b'"tasks":[{"name":"notify","age":1.0}],'
+            b'"waiting_tasks":0,"limit":null,"pending_limit":null}'
         )
         start = anyio.current_time()
         assert await server.shutdown() == "lifespan.shutdown.complete"

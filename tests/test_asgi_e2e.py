@@ -244,6 +244,9 @@ def test_every_endpoint_answers(server: Server) -> None:
             "supervisor": "webapp",
             "active_tasks": 0,
             "tasks": [],
+            "waiting_tasks": 0,
+            "limit": 100,  # the example's defaults
+            "pending_limit": 1000,
         }
 
 

@@ -7,6 +7,7 @@ import logging
 import math
 import sys
 import threading
+from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import suppress
 from types import TracebackType
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from anyio import NoEventLoopError, get_cancelled_exc_class
+from anyio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
 
 from ._lowlevel import (
     PerRun,
@@ -23,7 +25,12 @@ from ._lowlevel import (
     spawn_run_task,
 )
 from ._tasks import INTERRUPTS, Task, find_interrupt
-from ._util import check_coroutine, check_optional_str, check_shutdown_timeout
+from ._util import (
+    check_coroutine,
+    check_int,
+    check_optional_str,
+    check_shutdown_timeout,
+)
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -37,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BackgroundTask",
     "BackgroundTasks",
+    "BackgroundTasksFull",
     "create_background_task",
     "current_owner",
 ]
@@ -120,7 +128,7 @@ class BackgroundTask(Task[T]):
 
     """
 
-    __slots__ = ("_awaiters", "_in_block", "started_at")
+    __slots__ = ("_awaiters", "_in_block", "_waiting_in", "started_at")
 
     def __init__(
         self,
@@ -131,6 +139,8 @@ class BackgroundTask(Task[T]):
     ) -> None:
         super().__init__(coro, name, on_finish=on_finish)
         self._in_block = False
+        # The limit gate the task waits in (not started yet), else None.
+        self._waiting_in: _Gate | None = None
         # How many ``await task`` are parked: each will retrieve a failure itself.
         self._awaiters = 0
         #: The event-loop time (``anyio.current_time()``) at which the task was created.
@@ -149,6 +159,34 @@ class BackgroundTask(Task[T]):
         # bound block at its exit.
         if self._exception is not None and not self._in_block and not self._awaiters:
             self._log_if_unretrieved()
+
+    def waiting(self) -> bool:
+        """
+        Return ``True`` while the task waits for room under its supervisor's ``limit``
+        (see :class:`BackgroundTasks`): it has not started, its coroutine has not run.
+        """
+        return self._waiting_in is not None
+
+    def cancel(self, msg: str | None = None) -> bool:
+        """
+        Request the cancellation of the task (see :meth:`anyconc.Task.cancel`).
+
+        A task still waiting for room under its supervisor's ``limit`` leaves the
+        waiting line at once and never runs: its coroutine is closed (no "never
+        awaited" warning) and the handle is cancelled at the next scheduling point,
+        as for a task cancelled before its first step.
+
+        :param msg: as with :meth:`anyconc.Task.cancel`
+        :return: ``False`` if the task had already finished, ``True`` otherwise
+        :raises TypeError: if ``msg`` is not a string or ``None``
+
+        """
+        gate = self._waiting_in
+        requested = super().cancel(msg)  # not started: it never will be
+        if gate is not None and requested:
+            gate.withdraw(self)
+
+        return requested
 
     async def _wait_result(self) -> T:
         self._awaiters += 1
@@ -192,6 +230,162 @@ class BackgroundTask(Task[T]):
         self._log_if_unretrieved()
 
 
+class BackgroundTasksFull(RuntimeError):
+    """
+    Raised by :meth:`BackgroundTasks.create_task` (and so by
+    :func:`create_background_task`) when the supervisor already runs ``limit`` tasks
+    and ``pending_limit`` more wait: the coroutine passed is closed, nothing was started.
+
+    A web handler typically answers ``429 Too Many Requests`` with a ``Retry-After``;
+    a producer that can wait uses :meth:`BackgroundTasks.spawn` instead.
+    """
+
+
+def check_limits(limit: object, pending_limit: object, where: str) -> None:
+    """
+    Validate the ``limit`` and ``pending_limit`` of a :class:`BackgroundTasks` (or of
+    the ``anyconc.asgi`` helpers that make one; ``where`` names the call).
+
+    :raises TypeError: if one is not an ``int`` (``bool`` included) or ``None``
+    :raises ValueError: if one is less than 1, or ``pending_limit`` is given without
+        ``limit``
+    """
+    check_int(where, "limit", limit, optional=True)
+    check_int(where, "pending_limit", pending_limit, optional=True)
+    if limit is None and pending_limit is not None:
+        raise ValueError(
+            f"{where} argument 'pending_limit' must be None when 'limit' is None, got "
+            f"{pending_limit}: pending_limit needs limit (without limit every task "
+            f"starts at once and none waits); set limit too, or leave pending_limit None"
+        )
+
+
+class _Spawner:
+    """A :meth:`BackgroundTasks.spawn` call waiting for room."""
+
+    __slots__ = ("event", "gone", "reserved")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        # A slot was reserved for this call (it was woken up).
+        self.reserved = False
+        # The call was cancelled while waiting: skip it.
+        self.gone = False
+
+
+class _Gate:
+    """
+    The limit gate of a :class:`BackgroundTasks` with a ``limit``: in front of the
+    supervisor's one admission path (:meth:`BackgroundTasks._admit`), it counts the
+    running tasks, keeps the waiting ones in arrival order (each holding the context it
+    was created in: ``Task._defer()``), starts the next one whenever a running one
+    finishes, and hands freed room to waiting ``spawn()`` calls in order.
+
+    Room is counted as: running + waiting + reserved (for woken ``spawn()`` calls that
+    have not run yet) <= ``limit + pending_limit``; a task runs at once while fewer
+    than ``limit`` run. A gate belongs to one ``async with`` block of its supervisor.
+    """
+
+    __slots__ = (
+        "limit",
+        "pending_limit",
+        "reserved",
+        "running",
+        "spawners",
+        "supervisor",
+        "waiting",
+        "withdrawn",
+    )
+
+    def __init__(
+        self, supervisor: BackgroundTasks, limit: int, pending_limit: int | None
+    ) -> None:
+        self.supervisor = supervisor
+        self.limit = limit
+        self.pending_limit = pending_limit
+        self.running = 0
+        self.waiting: OrderedDict[BackgroundTask[Any], None] = OrderedDict()
+        # Waiting tasks cancelled: started only to be discarded, they hold no slot.
+        self.withdrawn: set[BackgroundTask[Any]] = set()
+        self.reserved = 0
+        self.spawners: deque[_Spawner] = deque()
+
+    def full(self) -> bool:
+        return self.pending_limit is not None and (
+            self.running + len(self.waiting) + self.reserved
+            >= self.limit + self.pending_limit
+        )
+
+    def check_room(self, coro: Coroutine[Any, Any, Any]) -> None:
+        if self.full():
+            coro.close()
+            raise BackgroundTasksFull(
+                f"the background tasks supervisor {self.supervisor.name!r} is full: "
+                f"{self.running} running (limit={self.limit}) and {len(self.waiting)} "
+                f"waiting (pending_limit={self.pending_limit}); try again later, or "
+                f"await spawn() to wait for room"
+            )
+
+    def admit(self, task: BackgroundTask[Any]) -> None:
+        # In front of the supervisor's _admit: run now, or wait (not started) in the
+        # creator's context, taken now (rule 9).
+        if self.running < self.limit:
+            self.running += 1
+            self.supervisor._admit(task)
+        else:
+            task._defer()
+            task._waiting_in = self
+            self.supervisor._tasks[task] = None
+            self.waiting[task] = None
+
+    def finished(self, task: Task[Any]) -> None:
+        # The task's on_finish. A running task finished: start the next waiting one
+        # (before the supervisor forgets this one, so that a drain never sees it idle
+        # while tasks wait).
+        if self.withdrawn and task in self.withdrawn:
+            self.withdrawn.discard(task)
+        else:
+            self.running -= 1
+            if self.waiting:
+                following, _ = self.waiting.popitem(last=False)
+                following._waiting_in = None
+                self.running += 1
+                group = self.supervisor._group
+                assert group is not None
+                # If the supervisor is being cancelled meanwhile (a cancelled host
+                # cancels the running tasks, whose ends start the waiting ones), it
+                # must not run even its first step.
+                following._start(group, propagate=False, checkpoint_first=True)
+
+            self.wake()
+
+        self.supervisor._forget(task)
+
+    def withdraw(self, task: BackgroundTask[Any]) -> None:
+        # A waiting task is cancelled: it leaves the line, and is started at once only
+        # to be discarded (Task._run sees the cancellation request first). It takes no
+        # running slot.
+        del self.waiting[task]
+        task._waiting_in = None
+        self.withdrawn.add(task)
+        group = self.supervisor._group
+        assert group is not None
+        task._start(group, propagate=False)
+        self.wake()
+
+    def wake(self) -> None:
+        # Hand the room there is to the waiting spawn() calls, oldest first.
+        spawners = self.spawners
+        while spawners and not self.full():
+            spawner = spawners.popleft()
+            if spawner.gone:
+                continue
+
+            spawner.reserved = True
+            self.reserved += 1
+            spawner.event.set()
+
+
 class BackgroundTasks:
     """
     A supervisor of background tasks, for example for an application's lifespan.
@@ -225,25 +419,63 @@ class BackgroundTasks:
     while it is active gets a :exc:`RuntimeError`. (The run-wide default supervisor,
     and the innermost-owner bookkeeping, are per run.)
 
+    **Limits** (as aiojobs' ``Scheduler(limit=, pending_limit=)``, on every backend):
+    with ``limit``, at most that many tasks run at once; the others wait, in arrival
+    order, and start one by one as running ones finish. A waiting task has not started:
+    its coroutine has not run, :meth:`BackgroundTask.waiting` is ``True``, and
+    cancelling it closes the coroutine (no warning) so that it never runs. With
+    ``pending_limit`` too, at most that many wait: then :meth:`create_task` (and
+    :func:`create_background_task`, which cannot wait) raises
+    :exc:`BackgroundTasksFull` and closes the coroutine, while :meth:`spawn` waits for
+    room (backpressure). A waiting task runs in the context copied when it was created.
+
+    The drain at exit covers waiting tasks: they start as room frees up, within the
+    same ``shutdown_timeout``; at the deadline (or when the block is cancelled or
+    interrupted) running and waiting tasks are cancelled alike, waiting ones closed
+    without having run. Decided here: ``pending_limit`` without ``limit`` is a
+    :exc:`ValueError` (nothing would ever wait, so it could only mislead), and
+    ``limit`` without ``pending_limit`` lets any number wait.
+
     Example::
 
         async with BackgroundTasks(name="app", shutdown_timeout=10) as tasks:
             tasks.create_task(send_email(user))   # or create_background_task(...)
             await serve()
 
+        async with BackgroundTasks(limit=50, pending_limit=500) as tasks:
+            for user in users:
+                await tasks.spawn(send_email(user))   # waits while 550 are in
+
     :param name: a name, used in logs
     :param shutdown_timeout: the grace period at exit, in seconds (``None``: no limit)
+    :param limit: the most tasks running at once (``None``: no limit)
+    :param pending_limit: the most tasks waiting for room while ``limit`` run
+        (``None``: no limit); needs ``limit``
+    :raises TypeError: if an argument has the wrong type (a ``bool`` is not a limit)
+    :raises ValueError: if ``shutdown_timeout`` is negative or NaN, a limit is less
+        than 1, or ``pending_limit`` is given without ``limit``
 
     """
 
     def __init__(
-        self, *, name: str | None = None, shutdown_timeout: float | None = None
+        self,
+        *,
+        name: str | None = None,
+        shutdown_timeout: float | None = None,
+        limit: int | None = None,
+        pending_limit: int | None = None,
     ) -> None:
         check_optional_str("name", name, "BackgroundTasks()")
         check_shutdown_timeout(shutdown_timeout, "BackgroundTasks()")
+        check_limits(limit, pending_limit, "BackgroundTasks()")
 
         self.name = name
         self.shutdown_timeout = shutdown_timeout
+        self.limit = limit
+        self.pending_limit = pending_limit
+        self._gate: _Gate | None = (
+            None if limit is None else _Gate(self, limit, pending_limit)
+        )
         self._group: AnyIOTaskGroup | None = None
         self._run: object | None = None  # the run the active block is in
         self._accepting = False
@@ -260,8 +492,19 @@ class BackgroundTasks:
 
     @property
     def active(self) -> tuple[BackgroundTask[Any], ...]:
-        """The tasks that are still running (or about to start), oldest first."""
-        return tuple(self._tasks)
+        """
+        The tasks that are still running (or about to start), oldest first; not those
+        waiting for room under ``limit`` (see :attr:`waiting`).
+        """
+        if self._gate is None or not self._gate.waiting:
+            return tuple(self._tasks)
+
+        return tuple(task for task in self._tasks if task._waiting_in is None)
+
+    @property
+    def waiting(self) -> tuple[BackgroundTask[Any], ...]:
+        """The tasks waiting for room under ``limit``, in the order they will start."""
+        return () if self._gate is None else tuple(self._gate.waiting)
 
     def _accepts_from_context(self) -> bool:
         # Called with this supervisor as the current context's owner.
@@ -276,7 +519,8 @@ class BackgroundTasks:
         The task runs in a copy of the caller's :mod:`contextvars` context, taken now.
         While the supervisor drains (its block is exiting), only its own tasks may still
         add tasks to it; the drain then waits for those too, within the same
-        ``shutdown_timeout``.
+        ``shutdown_timeout``. With a ``limit`` reached, the task waits for room (it has
+        not started; see :class:`BackgroundTasks`).
 
         :param coro: a coroutine object (``send_email(user)``, not ``send_email``)
         :param name: the task's name (default: the coroutine's qualified name)
@@ -284,6 +528,8 @@ class BackgroundTasks:
         :raises TypeError: if ``coro`` is not a coroutine object
         :raises RuntimeError: if the supervisor is not accepting tasks (not entered yet,
             shutting down, or exited); ``coro`` is closed
+        :raises BackgroundTasksFull: if ``limit`` tasks run and ``pending_limit`` wait
+            already; ``coro`` is closed
 
         """
         check_coroutine(coro, "create_task", name=name)
@@ -312,13 +558,81 @@ class BackgroundTasks:
                 f"while its async with block is active"
             )
 
-        task = BackgroundTask(coro, name, on_finish=self._forget)
+        gate = self._gate
+        if gate is None:
+            task = BackgroundTask(coro, name, on_finish=self._forget)
+        else:
+            gate.check_room(coro)
+            task = BackgroundTask(coro, name, on_finish=gate.finished)
         if caller_owner is not self:
             # This supervisor owns what the task itself starts: say so in its context
             # (a copy of the caller's, taken now).
             task._set_context_var(_context_owner, self)
 
-        self._admit(task)
+        if gate is None:
+            self._admit(task)
+        else:
+            gate.admit(task)  # the limit gate, in front of _admit
+        return task
+
+    async def spawn(
+        self, coro: Coroutine[Any, Any, T], *, name: str | None = None
+    ) -> BackgroundTask[T]:
+        """
+        Start ``coro`` as a background task of this supervisor, waiting for room first
+        if ``limit`` tasks run and ``pending_limit`` wait already (backpressure).
+
+        Calls that wait are given room in the order they came; while they wait,
+        :meth:`create_task` calls find the supervisor full (they cannot jump the line).
+        Without ``pending_limit`` (or ``limit``) it never waits. As the Queue family's
+        operations, it checks for cancellation first and ends with a cancel-shielded
+        yield. Cancelled while waiting, it closes ``coro`` and starts nothing. A call
+        that is waiting when the supervisor begins to shut down goes on waiting until
+        room frees up (the drain starts the waiting tasks, or cancels them at the
+        deadline); it then gets the :exc:`RuntimeError` of :meth:`create_task`.
+
+        :param coro: a coroutine object (``send_email(user)``, not ``send_email``)
+        :param name: the task's name (default: the coroutine's qualified name)
+        :return: the task's handle (the task may be waiting to start)
+        :raises TypeError: if ``coro`` is not a coroutine object, or ``name`` is not a
+            string (``coro`` is closed)
+        :raises RuntimeError: if the supervisor is not accepting tasks; ``coro`` is
+            closed
+
+        """
+        check_coroutine(coro, "spawn", name=name)
+        try:
+            await checkpoint_if_cancelled()
+        except BaseException:
+            coro.close()
+            raise
+
+        gate = self._gate
+        if gate is not None and self._accepting and gate.full():
+            spawner = _Spawner()
+            gate.spawners.append(spawner)
+            try:
+                await spawner.event.wait()
+            except BaseException:
+                coro.close()
+                if spawner.reserved:
+                    gate.reserved -= 1  # pass the room on
+                    gate.wake()
+                else:
+                    spawner.gone = True
+
+                raise
+
+            gate.reserved -= 1  # the room reserved for this call is used now
+            try:
+                task = self.create_task(coro, name=name)
+            except BaseException:
+                gate.wake()
+                raise
+        else:
+            task = self.create_task(coro, name=name)
+
+        await cancel_shielded_checkpoint()
         return task
 
     def _admit(self, task: BackgroundTask[Any]) -> None:
@@ -363,6 +677,8 @@ class BackgroundTasks:
                 )
             self._entered = True
             self._run = run
+            if self._gate is not None:  # a fresh one per block: nothing left from the last
+                self._gate = _Gate(self, self._gate.limit, self._gate.pending_limit)
 
         try:
             await self._open()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
 from anyio import TaskCancelled, TaskNotFinished, get_cancelled_exc_class
-from anyio.lowlevel import checkpoint
+from anyio.lowlevel import checkpoint, checkpoint_if_cancelled
 
 from ._lowlevel import call_soon, interrupt_run, spawn_run_task
 from ._util import (
@@ -205,12 +205,23 @@ class Task(Generic[T]):
 
     # -- internal interface -------------------------------------------------------------
 
-    def _start(self, group: AnyIOTaskGroup, *, propagate: bool = True) -> None:
+    def _start(
+        self,
+        group: AnyIOTaskGroup,
+        *,
+        propagate: bool = True,
+        checkpoint_first: bool = False,
+    ) -> None:
         """
         Spawn the task in ``group`` now (in the context snapshot of :meth:`_defer`, if
         any, else the caller's). If spawning fails, the coroutine is closed.
+
+        ``checkpoint_first``: check for a cancellation before the task's first step,
+        and if there is one, discard the task instead of running any of its code (a
+        task that waited and is started while its owner is being cancelled, on trio
+        too, where a new task runs until its first checkpoint).
         """
-        runner = self._runner = self._run(propagate)
+        runner = self._runner = self._run(propagate, checkpoint_first)
         context = self._context
         try:
             if context is None:
@@ -242,12 +253,20 @@ class Task(Generic[T]):
         """
         self._context_var = (var, value)
 
-    async def _run(self, propagate: bool = True) -> None:
+    async def _run(self, propagate: bool = True, checkpoint_first: bool = False) -> None:
         """
         The body of the task. ``propagate`` re-raises a failure into the hosting task
         group (TaskGroup semantics); background tasks keep it instead. An interrupt
-        always goes on, carried by :class:`Interrupted`.
+        always goes on, carried by :class:`Interrupted`. ``checkpoint_first``: see
+        :meth:`_start`.
         """
+        if checkpoint_first:
+            try:
+                await checkpoint_if_cancelled()
+            except BaseException:
+                self._discard()
+                raise
+
         if self._state is _CANCELLING:  # cancelled before it started: it never will
             self._discard()
             return

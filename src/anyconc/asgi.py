@@ -44,7 +44,7 @@ import anyio
 from anyio.abc import TaskGroup as AnyIOTaskGroup
 from anyio.abc import TaskStatus
 
-from ._background import BackgroundTasks, current_owner
+from ._background import BackgroundTasks, check_limits, current_owner
 from ._lowlevel import PerRun
 from ._tasks import INTERRUPTS, Interrupted, find_interrupt
 from ._util import check_optional_str, check_shutdown_timeout
@@ -102,13 +102,20 @@ class BackgroundTasksStatus(TypedDict):
     active_tasks: int
     #: The running tasks, oldest first.
     tasks: list[TaskInfo]
+    #: Number of tasks waiting for room under ``limit`` (not started yet).
+    waiting_tasks: int
+    #: The supervisor's ``limit`` (most tasks running at once), ``None`` if unbounded.
+    limit: int | None
+    #: The supervisor's ``pending_limit`` (most tasks waiting), ``None`` if unbounded.
+    pending_limit: int | None
 
 
 def background_tasks_status(
     supervisor: BackgroundTasks | None = None,
 ) -> BackgroundTasksStatus:
     """
-    Describe the running tasks of ``supervisor``: how many, their names and ages.
+    Describe the running tasks of ``supervisor``: how many, their names and ages; and
+    how many wait for room under its ``limit`` (counted, not listed), with its limits.
 
     Without ``supervisor``, describe the one that owns :func:`create_background_task`
     calls in the current run right now: the innermost active
@@ -138,7 +145,14 @@ def background_tasks_status(
         supervisor = current_owner()
         if supervisor is None:
             anyio.current_time()  # outside a run: raise, as with a supervisor
-            return {"supervisor": None, "active_tasks": 0, "tasks": []}
+            return {
+                "supervisor": None,
+                "active_tasks": 0,
+                "tasks": [],
+                "waiting_tasks": 0,
+                "limit": None,
+                "pending_limit": None,
+            }
     elif not isinstance(supervisor, BackgroundTasks):
         raise TypeError(
             f"supervisor must be a BackgroundTasks, got {type(supervisor).__qualname__}"
@@ -153,6 +167,9 @@ def background_tasks_status(
         "supervisor": supervisor.name,
         "active_tasks": len(infos),
         "tasks": infos,
+        "waiting_tasks": len(supervisor.waiting),
+        "limit": supervisor.limit,
+        "pending_limit": supervisor.pending_limit,
     }
 
 
@@ -163,8 +180,20 @@ class _SupervisorHost:
     opened it.
     """
 
-    def __init__(self, *, name: str | None, shutdown_timeout: float | None) -> None:
-        self.supervisor = BackgroundTasks(name=name, shutdown_timeout=shutdown_timeout)
+    def __init__(
+        self,
+        *,
+        name: str | None,
+        shutdown_timeout: float | None,
+        limit: int | None = None,
+        pending_limit: int | None = None,
+    ) -> None:
+        self.supervisor = BackgroundTasks(
+            name=name,
+            shutdown_timeout=shutdown_timeout,
+            limit=limit,
+            pending_limit=pending_limit,
+        )
         self._name = name
         self._shutdown_timeout = shutdown_timeout
         self._stop = anyio.Event()
@@ -185,7 +214,18 @@ class _SupervisorHost:
     async def drain(self) -> None:
         """Stop accepting, wait up to the grace period, cancel the rest, wait for them."""
         pending = self.supervisor.active
-        if pending:
+        waiting = self.supervisor.waiting
+        if waiting:
+            logger.info(
+                "%s: shutdown: waiting up to %s for %d running and %d waiting "
+                "background task(s)",
+                self._label(),
+                self._grace(),
+                len(pending),
+                len(waiting),
+            )
+            pending += waiting
+        elif pending:
             logger.info(
                 "%s: shutdown: waiting up to %s for %d running background task(s)",
                 self._label(),
@@ -207,7 +247,8 @@ class _SupervisorHost:
 
     async def abort(self) -> None:
         """Cancel every task now and close the supervisor (the app failed)."""
-        for task in self.supervisor.active:
+        # Waiting ones first: a cancelled running one must not give them room.
+        for task in self.supervisor.waiting + self.supervisor.active:
             task.cancel()
 
         self._stop.set()
@@ -288,17 +329,29 @@ class BackgroundTasksMiddleware:
       time and serve any number of event-loop runs, one after another, on any backend.
       Its supervisor is per run.
 
+    Under load, ``limit`` and ``pending_limit`` bound the supervisor (see
+    :class:`~anyconc.BackgroundTasks`): at most ``limit`` background tasks run, at most
+    ``pending_limit`` wait, and then :func:`~anyconc.create_background_task` raises
+    :exc:`~anyconc.BackgroundTasksFull`, which a handler turns into ``429 Too Many
+    Requests``. The drain at shutdown covers the waiting tasks too. (Without lifespan
+    support in the server, the run-wide default supervisor is used: it has no limits.)
+
     Example::
 
         app = BackgroundTasksMiddleware(starlette_app, shutdown_timeout=5.0)
+        app = BackgroundTasksMiddleware(starlette_app, limit=50, pending_limit=500)
 
     :param app: the ASGI application to wrap
     :param shutdown_timeout: the grace period, in seconds, given to running background
         tasks at shutdown before they are cancelled (``None``: wait without limit)
     :param name: the supervisor's name (shown in logs and in :meth:`status`)
     :param state_key: key of the supervisor in the lifespan ``state``, or ``None``
+    :param limit: the most background tasks running at once (``None``: no limit)
+    :param pending_limit: the most background tasks waiting for room while ``limit``
+        run (``None``: no limit); needs ``limit``
     :raises TypeError: if ``app`` is not callable, or an argument has the wrong type
-    :raises ValueError: if ``shutdown_timeout`` is negative or NaN
+    :raises ValueError: if ``shutdown_timeout`` is negative or NaN, a limit is less
+        than 1, or ``pending_limit`` is given without ``limit``
 
     """
 
@@ -309,6 +362,8 @@ class BackgroundTasksMiddleware:
         shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
         name: str | None = None,
         state_key: str | None = DEFAULT_STATE_KEY,
+        limit: int | None = None,
+        pending_limit: int | None = None,
     ) -> None:
         if not callable(app):
             raise TypeError(
@@ -319,10 +374,13 @@ class BackgroundTasksMiddleware:
         check_shutdown_timeout(shutdown_timeout)
         check_optional_str("name", name)
         check_optional_str("state_key", state_key)
+        check_limits(limit, pending_limit, "BackgroundTasksMiddleware()")
         self.app = app
         self.shutdown_timeout = shutdown_timeout
         self.name = name
         self.state_key = state_key
+        self.limit = limit
+        self.pending_limit = pending_limit
         self._runs: PerRun[_RunState] = PerRun(_RunState)
 
     def __repr__(self) -> str:
@@ -440,7 +498,10 @@ class _Lifespan:
         self.receive = receive
         self.send = send
         self.host = _SupervisorHost(
-            name=middleware.name, shutdown_timeout=middleware.shutdown_timeout
+            name=middleware.name,
+            shutdown_timeout=middleware.shutdown_timeout,
+            limit=middleware.limit,
+            pending_limit=middleware.pending_limit,
         )
         self.to_app_send, self.to_app_receive = anyio.create_memory_object_stream[
             Message
@@ -646,6 +707,8 @@ def background_tasks_lifespan(
     shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
     name: str | None = None,
     state_key: str | None = DEFAULT_STATE_KEY,
+    limit: int | None = None,
+    pending_limit: int | None = None,
 ) -> Callable[[Any], AbstractAsyncContextManager[dict[str, Any]]]:
     """
     Make a Starlette-style ``lifespan=`` callable that owns the app's background tasks.
@@ -678,10 +741,14 @@ def background_tasks_lifespan(
         tasks at shutdown before they are cancelled (``None``: wait without limit)
     :param name: the supervisor's name (shown in logs and in the status)
     :param state_key: key of the supervisor in the lifespan state, or ``None``
+    :param limit: the most background tasks running at once (``None``: no limit)
+    :param pending_limit: the most background tasks waiting for room while ``limit``
+        run (``None``: no limit); needs ``limit``
     :return: a lifespan factory: ``app -> async context manager yielding the state``
     :raises TypeError: if ``lifespan`` is not callable, or an argument has the wrong
         type
-    :raises ValueError: if ``shutdown_timeout`` is negative or NaN
+    :raises ValueError: if ``shutdown_timeout`` is negative or NaN, a limit is less
+        than 1, or ``pending_limit`` is given without ``limit``
 
     """
     if lifespan is not None and not callable(lifespan):
@@ -693,6 +760,7 @@ def background_tasks_lifespan(
     check_shutdown_timeout(shutdown_timeout)
     check_optional_str("name", name)
     check_optional_str("state_key", state_key)
+    check_limits(limit, pending_limit, "background_tasks_lifespan()")
 
     def make_state(
         inner: Mapping[str, Any] | None, supervisor: BackgroundTasks
@@ -709,7 +777,12 @@ def background_tasks_lifespan(
         # sees the original exception rather than an exception group around it.
         error: Exception | None = None
         async with anyio.create_task_group() as task_group:
-            host = _SupervisorHost(name=name, shutdown_timeout=shutdown_timeout)
+            host = _SupervisorHost(
+                name=name,
+                shutdown_timeout=shutdown_timeout,
+                limit=limit,
+                pending_limit=pending_limit,
+            )
             supervisor = await host.start(task_group)
             try:
                 if lifespan is None:
