@@ -701,7 +701,7 @@ async def test_entering_while_active_raises_and_reentering_after_exit_works() ->
         assert group.tasks == (second,)
 
     assert second.result() == "second"
-    assert group.tasks == ()
+    assert list(group.tasks) == []
     with pytest.raises(ExceptionGroup) as excinfo:
         async with group:
             group.create_task(fail(ValueError("third")))

@@ -12,12 +12,12 @@ from benchmarks.workloads.tasks import _background_job, _Countdown
 LIMIT = 50
 
 
-def _supervised(**limits: int) -> Sample:
+def _supervised(limit: int | None = None, pending_limit: int | None = None) -> Sample:
     from anyconc import BackgroundTasks, create_background_task
 
     async def sample(n: int) -> float:
         countdown = _Countdown(n)
-        async with BackgroundTasks(**limits):
+        async with BackgroundTasks(limit=limit, pending_limit=pending_limit):
             t0 = perf_counter()
             for _ in range(n):
                 create_background_task(_background_job(countdown))
