@@ -5,6 +5,7 @@ Run it with::
 
     python examples/webapp.py --server uvicorn --backend asyncio
     python examples/webapp.py --server hypercorn --backend trio --port 8001 --grace 5
+    python examples/webapp.py --limit 50 --pending-limit 500 --no-access-log
 
 Endpoints:
 
@@ -14,10 +15,14 @@ Endpoints:
   :func:`anyconc.run_in_threadpool`;
 * ``GET /search?q=...&down=primary,backup`` -- :func:`anyconc.run_until_first_complete`
   over a primary, a slower backup and a fallback that always fails;
-* ``POST /notify?message=...&delay=1.5&name=...`` -- fire-and-forget
+* ``POST /notify?message=...&delay=1.5&name=...&hold=0`` -- fire-and-forget
   :func:`anyconc.create_background_task` that appends a line to the file named by the
-  ``ANYCONC_WEBAPP_NOTIFY_LOG`` environment variable;
-* ``GET /tasks/status`` -- count, names and ages of the running background tasks;
+  ``ANYCONC_WEBAPP_NOTIFY_LOG`` environment variable (``hold``: bytes of memory the
+  task holds until it is done, at most 1 MiB). When the app's supervisor is full
+  (``--limit`` running and ``--pending-limit`` waiting), it answers ``429`` with a
+  ``Retry-After`` header instead;
+* ``GET /tasks/status`` -- count, names and ages of the running background tasks, the
+  number waiting for room, and the limits;
 * ``GET /analytics`` -- an :class:`anyconc.AsyncLazy` with a ``ttl``
   (``ANYCONC_WEBAPP_ANALYTICS_TTL`` seconds, 60 by default);
 * ``POST /jobs/{id}?duration=1`` and ``GET /jobs/{id}?timeout=5`` -- a background job
@@ -26,7 +31,9 @@ Endpoints:
 
 The app is wrapped in :class:`anyconc.asgi.BackgroundTasksMiddleware`: background
 tasks belong to the app's lifespan and, when the server is asked to stop (SIGINT or
-SIGTERM), are given ``--grace`` seconds to finish before they are cancelled.
+SIGTERM), are given ``--grace`` seconds to finish before they are cancelled (the
+waiting ones included: they start as room frees up). At most ``--limit`` run at once
+and ``--pending-limit`` wait (100 and 1000 by default; 0: no limit).
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from anyconc import (
     AllFailedError,
     AsyncEvent,
     AsyncLazy,
+    BackgroundTasksFull,
     TaskGroup,
     create_background_task,
     run_in_threadpool,
@@ -61,6 +69,13 @@ from anyconc.asgi import BackgroundTasksMiddleware, background_tasks_status
 NOTIFY_LOG_ENV = "ANYCONC_WEBAPP_NOTIFY_LOG"
 ANALYTICS_TTL_ENV = "ANYCONC_WEBAPP_ANALYTICS_TTL"
 GRACE_ENV = "ANYCONC_WEBAPP_GRACE"
+LIMIT_ENV = "ANYCONC_WEBAPP_LIMIT"
+PENDING_LIMIT_ENV = "ANYCONC_WEBAPP_PENDING_LIMIT"
+DEFAULT_LIMIT = 100
+DEFAULT_PENDING_LIMIT = 1000
+#: Seconds a client told "429 Too Many Requests" should wait before it tries again.
+RETRY_AFTER = 1
+MAX_HOLD = 1 << 20
 
 logger = logging.getLogger("webapp")
 
@@ -224,7 +239,10 @@ def _append_line(path: str, line: str) -> None:
         file.write(line + "\n")
 
 
-async def send_notification(name: str, message: str, delay: float) -> None:
+async def send_notification(
+    name: str, message: str, delay: float, hold: int = 0
+) -> None:
+    held = bytearray(hold)  # what a real task holds: a rendered mail, a connection...
     try:
         await anyio.sleep(delay)  # the mail server is slow
     except anyio.get_cancelled_exc_class():
@@ -235,13 +253,27 @@ async def send_notification(name: str, message: str, delay: float) -> None:
     if path:
         await run_in_threadpool(_append_line, path, f"{name}\t{message}")
     logger.info("notification %s sent", name)
+    del held
 
 
 async def notify(request: Request) -> JSONResponse:
     message = request.query_params.get("message", "hello")
     delay = _query_float(request, "delay", 1.0)
     name = request.query_params.get("name") or f"notify-{next(_notify_ids)}"
-    create_background_task(send_notification(name, message, delay), name=name)
+    hold = int(request.query_params.get("hold", "0"))
+    if not 0 <= hold <= MAX_HOLD:
+        raise ValueError(f"hold must be between 0 and {MAX_HOLD}, got {hold}")
+
+    try:
+        create_background_task(send_notification(name, message, delay, hold), name=name)
+    except BackgroundTasksFull:
+        # Backpressure: the supervisor runs --limit tasks and --pending-limit wait.
+        return JSONResponse(
+            {"status": "busy", "task": name},
+            status_code=429,
+            headers={"Retry-After": str(RETRY_AFTER)},
+        )
+
     return JSONResponse({"status": "queued", "task": name}, status_code=202)
 
 
@@ -334,8 +366,12 @@ async def bad_request(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": str(exc)}, status_code=400)
 
 
-def create_app(grace: float) -> BackgroundTasksMiddleware:
-    """The Starlette app, its background tasks owned by its lifespan."""
+def create_app(
+    grace: float,
+    limit: int | None = DEFAULT_LIMIT,
+    pending_limit: int | None = DEFAULT_PENDING_LIMIT,
+) -> BackgroundTasksMiddleware:
+    """The Starlette app, its background tasks owned by its lifespan (and bounded)."""
     starlette_app = Starlette(
         routes=[
             Route("/healthz", healthz),
@@ -351,12 +387,24 @@ def create_app(grace: float) -> BackgroundTasksMiddleware:
         exception_handlers={ValueError: bad_request},
     )
     return BackgroundTasksMiddleware(
-        starlette_app, shutdown_timeout=grace, name="webapp"
+        starlette_app,
+        shutdown_timeout=grace,
+        name="webapp",
+        limit=limit,
+        pending_limit=pending_limit if limit is not None else None,
     )
 
 
+def _limit(value: int) -> int | None:
+    return value or None  # 0: no limit
+
+
 # For `uvicorn examples.webapp:app` and `hypercorn examples.webapp:app`.
-app = create_app(float(os.environ.get(GRACE_ENV, "10")))
+app = create_app(
+    float(os.environ.get(GRACE_ENV, "10")),
+    _limit(int(os.environ.get(LIMIT_ENV, str(DEFAULT_LIMIT)))),
+    _limit(int(os.environ.get(PENDING_LIMIT_ENV, str(DEFAULT_PENDING_LIMIT)))),
+)
 
 
 # -- serving ----------------------------------------------------------------------------
@@ -370,7 +418,9 @@ async def _wait_for_signal() -> signal.Signals:
     raise AssertionError("unreachable")
 
 
-async def serve_uvicorn(asgi_app: Any, host: str, port: int) -> None:
+async def serve_uvicorn(
+    asgi_app: Any, host: str, port: int, access_log: bool = True
+) -> None:
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -381,7 +431,14 @@ async def serve_uvicorn(asgi_app: Any, host: str, port: int) -> None:
             return contextlib.nullcontext()
 
     server = Server(
-        uvicorn.Config(asgi_app, host=host, port=port, lifespan="on", log_config=None)
+        uvicorn.Config(
+            asgi_app,
+            host=host,
+            port=port,
+            lifespan="on",
+            log_config=None,
+            access_log=access_log,
+        )
     )
 
     async def stop_on_signal() -> None:
@@ -399,7 +456,12 @@ async def serve_uvicorn(asgi_app: Any, host: str, port: int) -> None:
 
 
 async def serve_hypercorn(
-    asgi_app: Any, host: str, port: int, backend: str, grace: float
+    asgi_app: Any,
+    host: str,
+    port: int,
+    backend: str,
+    grace: float,
+    access_log: bool = True,
 ) -> None:
     from hypercorn.config import Config
 
@@ -411,7 +473,7 @@ async def serve_hypercorn(
     config = Config()
     config.bind = [f"{host}:{port}"]
     # Hypercorn's loggers, formatted and printed like everything else.
-    config.accesslog = logging.getLogger("hypercorn.access")
+    config.accesslog = logging.getLogger("hypercorn.access") if access_log else None
     config.errorlog = logging.getLogger("hypercorn.error")
     # Hypercorn fails a lifespan shutdown that takes longer than this: leave room for
     # the background tasks' grace period.
@@ -436,28 +498,63 @@ def main(argv: list[str] | None = None) -> int:
         default=10.0,
         help="seconds background tasks get to finish at shutdown (default: 10)",
     )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_LIMIT,
+        help=f"most background tasks running at once (default: {DEFAULT_LIMIT}; "
+        "0: no limit)",
+    )
+    parser.add_argument(
+        "--pending-limit",
+        type=int,
+        default=DEFAULT_PENDING_LIMIT,
+        help="most background tasks waiting for room, then POST /notify answers 429 "
+        f"(default: {DEFAULT_PENDING_LIMIT}; 0: no limit)",
+    )
+    parser.add_argument(
+        "--no-access-log",
+        dest="access_log",
+        action="store_false",
+        help="do not log every request (for load tests)",
+    )
     args = parser.parse_args(argv)
     if args.server == "uvicorn" and args.backend != "asyncio":
         parser.error("uvicorn runs on asyncio only: use --server hypercorn for trio")
     if args.grace < 0:
         parser.error(f"--grace must not be negative, got {args.grace}")
+    for option, value in (
+        ("--limit", args.limit),
+        ("--pending-limit", args.pending_limit),
+    ):
+        if value < 0:
+            parser.error(f"{option} must not be negative (0: no limit), got {value}")
 
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    asgi_app = create_app(args.grace)
+    asgi_app = create_app(args.grace, _limit(args.limit), _limit(args.pending_limit))
     logger.info(
-        "serving on http://%s:%d with %s on %s (grace %s s)",
+        "serving on http://%s:%d with %s on %s (grace %s s, limit %s, pending limit %s)",
         args.host,
         args.port,
         args.server,
         args.backend,
         args.grace,
+        asgi_app.limit,
+        asgi_app.pending_limit,
     )
     if args.server == "uvicorn":
-        anyio.run(serve_uvicorn, asgi_app, args.host, args.port, backend="asyncio")
+        anyio.run(
+            serve_uvicorn,
+            asgi_app,
+            args.host,
+            args.port,
+            args.access_log,
+            backend="asyncio",
+        )
     else:
         anyio.run(
             serve_hypercorn,
@@ -466,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
             args.port,
             args.backend,
             args.grace,
+            args.access_log,
             backend=args.backend,
         )
 

@@ -362,24 +362,25 @@ async def test_no_grace_limit_waits_for_every_task() -> None:
     assert len(done) == 1
 
 
-async def test_new_tasks_are_refused_while_draining() -> None:
-    refused: list[str] = []
-    late_owner: list[str | None] = []
+async def test_tasks_started_by_draining_tasks_are_drained_too() -> None:
+    # Issue 13 case 3: the drain includes what the drained tasks start.
+    owners: list[str | None] = []
+    done: list[str] = []
     release = anyio.Event()
+
+    async def second() -> None:
+        await anyio.sleep(0.01)
+        done.append("second")
 
     async def first() -> None:
         await release.wait()
         supervisor = server.state["background_tasks"]  # type: ignore[index]
-        # Shutting down: the app's supervisor no longer accepts tasks...
-        try:
-            supervisor.create_task(anyio.sleep(0), name="late")
-        except RuntimeError as exc:
-            refused.append(str(exc))
-        # ... and is no longer the owner: create_background_task() falls back to the
-        # run-wide default supervisor (the behaviour of anyconc._background).
-        late = create_background_task(anyio.sleep(0), name="late")
-        late_owner.append(background_tasks_status()["supervisor"])
+        # Shutting down: the app's supervisor still owns what its own tasks start...
+        supervisor.create_task(second(), name="direct")
+        late = create_background_task(second(), name="late")
+        owners.append(background_tasks_status()["supervisor"])
         await late
+        done.append("first")
 
     async def handler(scope: dict[str, Any]) -> None:
         create_background_task(first(), name="first")
@@ -392,11 +393,9 @@ async def test_new_tasks_are_refused_while_draining() -> None:
         await anyio.wait_all_tasks_blocked()
         release.set()
 
-    assert refused == [
-        "the background tasks supervisor 'web' is not accepting new tasks "
-        "(not entered yet, or shutting down)"
-    ]
-    assert late_owner == ["anyconc default"]
+    # ... and the drain waited for them (nothing went to the run-wide default).
+    assert owners == ["web"]
+    assert done == ["second", "second", "first"]
 
 
 # -- status --------------------------------------------------------------------------------
@@ -416,6 +415,9 @@ async def test_status_counts_names_and_ages() -> None:
             "supervisor": "web",
             "active_tasks": 0,
             "tasks": [],
+            "waiting_tasks": 0,
+            "limit": None,
+            "pending_limit": None,
             "started_tasks": 0,
             "finished_tasks": 0,
             "failed_tasks": 0,
@@ -449,6 +451,9 @@ async def test_status_without_any_supervisor_is_empty() -> None:
         "supervisor": None,
         "active_tasks": 0,
         "tasks": [],
+        "waiting_tasks": 0,
+        "limit": None,
+        "pending_limit": None,
         "started_tasks": 0,
         "finished_tasks": 0,
         "failed_tasks": 0,
@@ -707,6 +712,7 @@ async def test_starlette_lifespan_helper_orders_and_exposes_the_supervisor() -> 
         assert body == (
             b'{"supervisor":"starlette","active_tasks":1,'
             b'"tasks":[{"name":"notify","age":1.0}],'
+            b'"waiting_tasks":0,"limit":null,"pending_limit":null,'
             b'"started_tasks":1,"finished_tasks":0,"failed_tasks":0}'
         )
         start = anyio.current_time()

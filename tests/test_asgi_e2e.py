@@ -245,6 +245,9 @@ def test_every_endpoint_answers(server: Server) -> None:
             "supervisor": "webapp",
             "active_tasks": 0,
             "tasks": [],
+            "waiting_tasks": 0,
+            "limit": 100,  # the example's defaults
+            "pending_limit": 1000,
             "started_tasks": status["started_tasks"],
             "finished_tasks": status["started_tasks"],
             "failed_tasks": 0,

@@ -2,10 +2,14 @@
 # (mypy keeps narrowing a property such as `.state` across awaits that change it.)
 from __future__ import annotations
 
+import contextvars
 import inspect
 import logging
+import re
+import sys
 import threading
 import warnings
+from typing import Any
 
 import anyio
 import pytest
@@ -17,6 +21,7 @@ from anyconc import (
     TaskCancelled,
     create_background_task,
 )
+from anyconc.asgi import background_tasks_status
 
 
 async def test_returns_at_once_and_outlives_the_caller() -> None:
@@ -289,25 +294,44 @@ async def test_shutdown_without_timeout_waits_for_everything() -> None:
     assert task.done() and not task.cancelled()
 
 
-async def test_shutdown_stops_accepting() -> None:
-    attempts: list[str] = []
+NOT_ACCEPTING = (
+    "the background tasks supervisor 'app' is not accepting new tasks (not entered "
+    "yet, shutting down, or exited); create the task while its async with block is "
+    "active"
+)
 
-    async def late(tasks: BackgroundTasks) -> None:
-        await anyio.sleep(0.01)
+
+async def test_shutdown_stops_accepting_from_outside_its_tasks() -> None:
+    attempts: list[str] = []
+    draining = anyio.Event()
+    release = anyio.Event()
+
+    async def slow() -> None:
+        draining.set()
+        await release.wait()
+
+    async def outsider(tasks: BackgroundTasks) -> None:
+        await draining.wait()
+        await anyio.wait_all_tasks_blocked()
         coro = anyio.sleep(0)
         try:
             tasks.create_task(coro)
         except RuntimeError as exc:
             attempts.append(str(exc))
         assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+        release.set()
 
-    async with BackgroundTasks(name="app") as tasks:
-        tasks.create_task(late(tasks))
+    tasks = BackgroundTasks(name="app")
+    async with anyio.create_task_group() as group:
+        group.start_soon(outsider, tasks)
+        async with tasks:
+            tasks.create_task(slow())
 
-    assert attempts == [
-        "the background tasks supervisor 'app' is not accepting new tasks "
-        "(not entered yet, or shutting down)"
-    ]
+    assert attempts == [NOT_ACCEPTING]
+    coro = anyio.sleep(0)
+    with pytest.raises(RuntimeError, match=re.escape(NOT_ACCEPTING)):
+        tasks.create_task(coro)
+    assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
 
 
 async def test_cancelled_host_cancels_the_tasks_at_once() -> None:
@@ -525,3 +549,217 @@ async def test_failure_is_logged_when_only_waited_for(
 
     messages = [r.getMessage() for r in caplog.records if r.name == "anyconc"]
     assert messages == ["background task 'waited' failed"]
+
+
+# -- issue 13: nothing lost at the edges ---------------------------------------------
+
+
+def anyconc_records(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "anyconc"]
+
+
+async def test_interrupt_in_the_body_skips_the_drain() -> None:
+    # Issue 13 case 1 (in process; the real SIGINT is in test_edges_subprocess.py):
+    # shutdown_timeout=None used to drain forever on an interrupt.
+    log: list[str] = []
+
+    async def forever() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            log.append("task finally")
+
+    with pytest.raises(KeyboardInterrupt) as excinfo:
+        async with BackgroundTasks() as tasks:
+            task = tasks.create_task(forever())
+            await anyio.wait_all_tasks_blocked()
+            raise KeyboardInterrupt
+
+    assert type(excinfo.value) is KeyboardInterrupt
+    assert log == ["task finally"]
+    assert task.cancelled()
+
+
+async def test_interrupt_in_a_task_cancels_everything_and_comes_out_unwrapped() -> None:
+    # Issue 13 case 7: sys.exit() in a background task used to be only logged.
+    log: list[str] = []
+
+    async def forever() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            log.append("sibling finally")
+
+    async def quits() -> None:
+        await anyio.wait_all_tasks_blocked()
+        sys.exit(3)
+
+    with pytest.raises(SystemExit) as excinfo:
+        try:
+            async with BackgroundTasks(shutdown_timeout=None) as tasks:
+                sibling = tasks.create_task(forever())
+                quitter = tasks.create_task(quits())
+                await anyio.sleep_forever()
+        finally:
+            log.append("body finally")
+
+    assert excinfo.value.code == 3
+    assert log == ["sibling finally", "body finally"]
+    assert sibling.cancelled()
+    assert isinstance(quitter.exception(), SystemExit)
+
+
+async def test_body_exception_comes_out_unwrapped_after_the_drain() -> None:
+    # Issue 13 case 8: it came out as ExceptionGroup([ValueError]).
+    done: list[str] = []
+
+    async def job() -> None:
+        await anyio.sleep(0.01)
+        done.append("job")
+
+    error = ValueError("body failed")
+    with pytest.raises(ValueError, match="^body failed$") as excinfo:
+        async with BackgroundTasks() as tasks:
+            task = tasks.create_task(job())
+            raise error
+
+    assert excinfo.value is error
+    assert done == ["job"]  # drained, not lost
+    assert task.done() and not task.cancelled()
+
+
+async def test_block_failure_and_task_failure_are_both_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Issue 13 case 2: the task's failure was lost when the block itself raised.
+    caplog.set_level(logging.ERROR, logger="anyconc")
+
+    async def boom() -> None:
+        raise ConnectionError("task failed")
+
+    with pytest.raises(KeyError, match="block"):
+        async with create_background_task(boom(), name="bound") as task:
+            await task.wait()
+            raise KeyError("block")
+
+    assert anyconc_records(caplog) == ["background task 'bound' failed"]
+    assert isinstance(task.exception(), ConnectionError)
+
+
+async def test_failure_in_the_step_its_awaiter_is_cancelled_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Issue 13 case 2: the only awaiter was cancelled in the step in which the task
+    # failed; nobody retrieved the failure, and nothing was logged.
+    caplog.set_level(logging.ERROR, logger="anyconc")
+    go = anyio.Event()
+    outcome: list[str] = []
+
+    async def boom() -> None:
+        await go.wait()
+        raise ConnectionError("failed while its awaiter left")
+
+    task = create_background_task(boom(), name="orphan")
+
+    async def awaiter(scope: anyio.CancelScope) -> None:
+        with scope:
+            try:
+                await task
+            except ConnectionError:
+                outcome.append("retrieved")
+                return
+        outcome.append("cancelled")
+
+    scope = anyio.CancelScope()
+    async with anyio.create_task_group() as group:
+        group.start_soon(awaiter, scope)
+        await anyio.wait_all_tasks_blocked()
+        go.set()
+        scope.cancel()
+
+    await task.wait()
+    assert outcome == ["cancelled"]
+    assert anyconc_records(caplog) == ["background task 'orphan' failed"]
+
+
+@pytest.mark.virtual_time
+async def test_drain_includes_what_the_drained_tasks_start() -> None:
+    # Issue 13 case 3: the new task went to the run-wide default supervisor, escaped
+    # the drain and was cancelled at run end.
+    log: list[str] = []
+    start = anyio.current_time()
+
+    async def follow_up(label: str) -> None:
+        await anyio.sleep(5)
+        log.append(f"{label} at {anyio.current_time() - start:g}")
+
+    async def first(tasks: BackgroundTasks) -> None:
+        await anyio.sleep(1)  # the block has exited: the supervisor drains
+        log.append(f"owner {background_tasks_status()['supervisor']}")
+        create_background_task(follow_up("via create_background_task"))
+        tasks.create_task(follow_up("via create_task"))
+
+    async with BackgroundTasks(name="app", shutdown_timeout=10) as tasks:
+        tasks.create_task(first(tasks))
+
+    assert log[0] == "owner app"
+    assert sorted(log[1:]) == ["via create_background_task at 6", "via create_task at 6"]
+    assert anyio.current_time() - start == pytest.approx(6)
+    assert tasks.active == ()
+
+
+@pytest.mark.virtual_time
+async def test_drain_of_started_tasks_is_bounded_by_the_same_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="anyconc")
+    start = anyio.current_time()
+    spawned: list[BackgroundTask[None]] = []
+
+    async def first() -> None:
+        await anyio.sleep(1)
+        spawned.append(create_background_task(anyio.sleep_forever(), name="endless"))
+
+    async with BackgroundTasks(name="app", shutdown_timeout=3):
+        create_background_task(first())
+
+    assert anyio.current_time() - start == pytest.approx(3)
+    assert spawned[0].cancelled()
+    assert anyconc_records(caplog) == [
+        "cancelling background task 'endless' at shutdown of 'app'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("backend", "options"),
+    [("asyncio", {}), ("asyncio", {"use_uvloop": True}), ("trio", {})],
+    ids=["asyncio", "uvloop", "trio"],
+)
+def test_context_is_copied_at_creation_for_the_first_tasks_of_a_run(
+    backend: str, options: dict[str, Any]
+) -> None:
+    # Issue 13 case 4: the first background tasks of a run (created before the default
+    # supervisor's host had started) lost the caller's contextvars.
+    request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
+        "request_id", default="unset"
+    )
+
+    async def read() -> str:
+        return request_id.get()
+
+    async def main() -> list[str]:
+        handles = []
+        for value in ("first", "second"):
+            request_id.set(value)
+            handles.append(create_background_task(read()))
+
+        request_id.set("changed later")
+        await anyio.sleep(0)
+        handles.append(create_background_task(read()))
+        return [await handle for handle in handles]
+
+    assert anyio.run(main, backend=backend, backend_options=options) == [
+        "first",
+        "second",
+        "changed later",
+    ]

@@ -58,7 +58,7 @@ def test_statistics_outside_any_run() -> None:
     assert AsyncEvent().statistics() == AsyncEventStatistics(None, False, 0)
     assert Barrier(2).statistics() == BarrierStatistics(None, 2, 0, False)
     assert BackgroundTasks(name="b").statistics() == BackgroundTasksStatistics(
-        "b", False, 0, 0, 0, 0, 0
+        "b", False, 0, 0, 0, 0, 0, 0
     )
 
 
@@ -242,12 +242,12 @@ async def test_background_tasks_statistics() -> None:
         await failed.wait()
         assert failed.exception() is not None
         assert supervisor.statistics() == BackgroundTasksStatistics(
-            "app", True, 2, 4, 2, 1, 0
+            "app", True, 2, 0, 4, 2, 1, 0
         )
         release.set()
         await anyio.wait_all_tasks_blocked()
     assert supervisor.statistics() == BackgroundTasksStatistics(
-        "app", False, 0, 4, 4, 1, 1
+        "app", False, 0, 0, 4, 4, 1, 1
     )
 
 

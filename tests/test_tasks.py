@@ -682,20 +682,36 @@ async def test_start_on_inactive_group() -> None:
         await group.start(server)
 
 
-async def test_entering_twice_raises() -> None:
+async def test_entering_while_active_raises_and_reentering_after_exit_works() -> None:
+    # Issue 13 case 9: an import-time group serves any number of blocks (API.md rule 2).
     group = TaskGroup()
+    active = (
+        r"^this task group is already active; it can be entered again once its "
+        r"async with block has exited \(or use a new TaskGroup\)$"
+    )
     async with group:
-        with pytest.raises(
-            RuntimeError, match="^this task group has already been entered$"
-        ):
+        first = group.create_task(fetch("first"))
+        with pytest.raises(RuntimeError, match=active):
             async with group:
                 pass
 
-    with pytest.raises(
-        RuntimeError, match="^this task group has already been entered$"
-    ):
+    assert first.result() == "first"
+    async with group:
+        second = group.create_task(fetch("second"))
+        assert group.tasks == (second,)
+
+    assert second.result() == "second"
+    assert list(group.tasks) == []
+    with pytest.raises(ExceptionGroup) as excinfo:
         async with group:
-            pass
+            group.create_task(fail(ValueError("third")))
+
+    assert [str(e) for e in excinfo.value.exceptions] == ["third"]
+    # The failure of an earlier block is not reported again by a later one.
+    async with group:
+        fourth = group.create_task(fetch("fourth"))
+
+    assert fourth.result() == "fourth"
 
 
 async def test_create_task_with_function_says_to_call_it() -> None:
@@ -1008,16 +1024,17 @@ async def test_async_for_caller_cancelled_before_the_body() -> None:
     assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
 
 
-async def test_async_for_on_an_entered_group_raises() -> None:
+async def test_async_for_on_an_active_group_raises_and_after_exit_works() -> None:
     group = TaskGroup()
     async with group:
-        pass
+        with pytest.raises(RuntimeError, match="^this task group is already active"):
+            async for _ in group:
+                pytest.fail("the body must not run")
 
-    with pytest.raises(
-        RuntimeError, match="^this task group has already been entered$"
-    ):
-        async for _ in group:
-            pytest.fail("the body must not run")
+    async for entered in group:
+        task = entered.create_task(fetch("again"))
+
+    assert task.result() == "again"
 
 
 async def test_async_for_group_sees_callers_contextvars() -> None:
@@ -1240,17 +1257,144 @@ def test_run_portability_asyncio_trio_asyncio() -> None:
     assert anyio.run(_use_fresh_groups, backend="trio") == expected
     assert anyio.run(_use_fresh_groups, backend="asyncio") == expected
 
-    # A group is entered once, like asyncio.TaskGroup, whatever the run.
-    async def reenter() -> None:
-        with pytest.raises(
-            RuntimeError, match="^this task group has already been entered$"
-        ):
-            await use(group)
-
-    anyio.run(reenter, backend="trio")
+    # An import-time group is entered again in any later run, on any backend.
+    assert anyio.run(use, group, backend="trio") == 5
+    assert anyio.run(use, loop_group, backend="asyncio") == 5
 
 
 def test_public_names() -> None:
     assert anyconc.TaskCancelled is anyio.TaskCancelled
     assert anyconc.TaskNotFinished is anyio.TaskNotFinished
     assert anyconc.create_task_group is create_task_group
+
+
+# -- issue 13: nothing lost at the edges ---------------------------------------------
+
+
+async def test_started_task_is_listed_while_it_runs() -> None:
+    # Issue 13 case 9: tasks started with start() used to be missing from `tasks`.
+    release = anyio.Event()
+
+    async def server(*, task_status: anyio.abc.TaskStatus[str]) -> None:
+        task_status.started("up")
+        await release.wait()
+
+    async with TaskGroup() as group:
+        soon = group.create_task(fetch(1, 0.01))
+        assert await group.start(server, name="srv") == "up"
+        assert [task.name for task in group.tasks] == ["fetch", "srv"]
+        assert group.tasks[0] is soon
+        await soon
+        assert [task.name for task in group.tasks] == ["srv"]
+        release.set()
+
+    assert group.tasks == ()
+
+
+async def test_start_failure_before_started_is_raised_unwrapped() -> None:
+    async def broken(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+        raise ValueError("cannot start")
+
+    async with TaskGroup() as group:
+        with pytest.raises(ValueError, match="^cannot start$"):
+            await group.start(broken)
+        assert group.tasks == ()
+
+
+async def test_awaiting_your_own_handle_raises() -> None:
+    # Issue 13 case 9: it used to wait for itself forever.
+    handles: list[Task[Any]] = []
+    errors: list[str] = []
+
+    async def selfish() -> str:
+        await checkpoint()
+        try:
+            await handles[0]
+        except RuntimeError as exc:
+            errors.append(str(exc))
+        try:
+            await handles[0].wait()
+        except RuntimeError as exc:
+            errors.append(str(exc))
+        return "done"
+
+    async with TaskGroup() as group:
+        handles.append(group.create_task(selfish(), name="selfish"))
+
+    message = (
+        "task 'selfish' cannot wait for itself: awaiting its own handle would never "
+        "return; await it from another task"
+    )
+    assert errors == [message, message]
+    assert handles[0].result() == "done"
+
+
+async def test_asyncio_task_surface_names_coro_and_cancel_message() -> None:
+    # Issue 13 case 9: get_name, set_name, get_coro, cancel(msg).
+    async with TaskGroup() as group:
+        coro = wait_forever([], "x")
+        task = group.create_task(coro, name="first")
+        assert task.get_name() == "first"
+        task.set_name(42)
+        assert task.get_name() == "42" and task.name == "42"
+        assert task.get_coro() is coro
+        await checkpoint()
+        assert task.cancel("shutting down") is True
+        assert not task.done()  # cancelling: not finished yet
+        assert task.cancel() is True
+
+    assert task.cancelled()
+    assert task.get_coro() is None
+    assert task.cancel("again") is False
+    with pytest.raises(TaskCancelled, match="^shutting down$"):
+        task.result()
+    with pytest.raises(TaskCancelled, match="^shutting down$"):
+        await task
+    with pytest.raises(TaskCancelled, match="^shutting down$"):
+        task.exception()
+    with pytest.raises(TypeError, match="^msg must be a string or None, got int$"):
+        task.cancel(1)  # type: ignore[arg-type]
+
+
+async def test_repr_names_the_state() -> None:
+    async with TaskGroup() as group:
+        task = group.create_task(fetch(1), name="job")
+        assert repr(task) == "<Task 'job' pending>"
+        task.cancel()
+        assert repr(task) == "<Task 'job' cancelling>"
+
+    assert repr(task) == "<Task 'job' cancelled>"
+
+
+async def test_async_for_failure_during_cleanup_after_break_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Issue 13 case 6: leaving the loop early cannot wait for the children, but their
+    # failures are not lost.
+    caplog.set_level(logging.ERROR, logger="anyconc")
+    cleaned = anyio.Event()
+
+    async def fails_in_cleanup() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cleaned.set()
+            raise ValueError("cleanup failed")  # noqa: B012
+
+    async for group in create_task_group(name="left"):
+        task = group.create_task(fails_in_cleanup())
+        await checkpoint()
+        break
+
+    # Nothing can wait at `break`: the child is cancelled, its cleanup runs later.
+    assert not cleaned.is_set()
+    await task.wait()
+    await anyio.wait_all_tasks_blocked()
+    records = [r for r in caplog.records if r.name == "anyconc"]
+    assert [r.getMessage() for r in records] == [
+        "task group 'left' failed after its async for loop was left"
+    ]
+    assert records[0].exc_info is not None
+    failure = records[0].exc_info[1]
+    assert isinstance(failure, ExceptionGroup)
+    assert [str(e) for e in failure.exceptions] == ["cleanup failed"]

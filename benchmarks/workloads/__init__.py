@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from benchmarks._harness import Workload
 from benchmarks.workloads import (
+    background_limits,
     fanout,
     queues,
     races,
@@ -23,4 +24,5 @@ WORKLOADS: list[Workload] = [
     *fanout.WORKLOADS,
     *runs.WORKLOADS,
     *scaling.WORKLOADS,
+    *background_limits.WORKLOADS,
 ]

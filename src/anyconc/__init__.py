@@ -28,6 +28,7 @@ from ._race import run_until_first_complete as run_until_first_complete
 # --- background tasks ---
 from ._background import BackgroundTask as BackgroundTask
 from ._background import BackgroundTasks as BackgroundTasks
+from ._background import BackgroundTasksFull as BackgroundTasksFull
 from ._background import create_background_task as create_background_task
 
 # --- lazy values and events ---
@@ -117,6 +118,7 @@ __all__ = [
     # --- background tasks ---
     "BackgroundTask",
     "BackgroundTasks",
+    "BackgroundTasksFull",
     "create_background_task",
     # --- lazy values and events ---
     "AsyncEvent",

@@ -7,12 +7,15 @@ import logging
 import math
 import sys
 import threading
-from collections.abc import Coroutine
+from collections import OrderedDict, deque
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import suppress
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from anyio import NoEventLoopError, get_cancelled_exc_class
+from anyio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
 
 from . import _instrument
 from ._instrument import (
@@ -21,14 +24,26 @@ from ._instrument import (
     BackgroundTaskFailed,
     BackgroundTaskStarted,
 )
-from ._lowlevel import PerRun, current_run, current_time, spawn_run_task
+from ._lowlevel import (
+    PerRun,
+    current_run,
+    current_time,
+    interrupt_run,
+    spawn_run_task,
+)
 from ._stats import BackgroundTasksStatistics
-from ._tasks import _FAILED, Task
-from ._util import check_coroutine, check_optional_str, check_shutdown_timeout
+from ._tasks import _FAILED, INTERRUPTS, Task, find_interrupt
+from ._util import (
+    check_coroutine,
+    check_int,
+    check_optional_str,
+    check_shutdown_timeout,
+)
 
 if sys.version_info >= (3, 11):
     from typing import Self
 else:
+    from exceptiongroup import BaseExceptionGroup
     from typing_extensions import Self
 
 if TYPE_CHECKING:
@@ -37,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BackgroundTask",
     "BackgroundTasks",
+    "BackgroundTasksFull",
     "create_background_task",
     "current_owner",
 ]
@@ -66,6 +82,13 @@ _run_state = _run_states.get
 # Guards entering a BackgroundTasks (two runs in two threads may try at once).
 _enter_lock = threading.Lock()
 
+# The supervisor that owns the current task's context: set in every background task's
+# context (to its supervisor) and by ``async with BackgroundTasks()`` in the entering
+# task, so that a task started from there goes to it, also while it drains.
+_context_owner: contextvars.ContextVar[BackgroundTasks | None] = contextvars.ContextVar(
+    "anyconc_background_owner", default=None
+)
+
 
 def current_owner() -> BackgroundTasks | None:
     """
@@ -77,6 +100,10 @@ def current_owner() -> BackgroundTasks | None:
 
     """
     state = _run_state()
+    owner = _context_owner.get()
+    if owner is not None and owner._accepts_from_context():
+        return owner
+
     return state.owners[-1] if state.owners else state.default
 
 
@@ -92,7 +119,14 @@ class BackgroundTask(Task[T]):
 
     Used as an async context manager, the task is bound to the block: at exit it is
     cancelled if still running and awaited; if it had failed on its own, its exception
-    is raised there (unless the block itself is raising).
+    is raised there, unless the block itself is raising: then it is logged (never
+    lost). A failure is also logged when its only awaiter is cancelled in the same step
+    in which the task fails.
+
+    A ``KeyboardInterrupt`` or ``SystemExit`` raised by the task is not kept as a
+    failure: it cancels the supervisor's tasks at once (and the body of its
+    ``async with`` block) and goes on to the code that started the run (see
+    :class:`BackgroundTasks`).
 
     Example::
 
@@ -102,29 +136,65 @@ class BackgroundTask(Task[T]):
 
     """
 
-    __slots__ = ("_awaiters", "_in_block", "started_at")
+    __slots__ = ("_awaiters", "_in_block", "_waiting_in", "started_at")
 
-    def __init__(self, coro: Coroutine[Any, Any, T], name: str | None) -> None:
-        super().__init__(coro, name)
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, T],
+        name: str | None,
+        *,
+        on_finish: Callable[[Task[T]], object] | None = None,
+    ) -> None:
+        super().__init__(coro, name, on_finish=on_finish)
         self._in_block = False
+        # The limit gate the task waits in (not started yet), else None.
+        self._waiting_in: _Gate | None = None
         # How many ``await task`` are parked: each will retrieve a failure itself.
         self._awaiters = 0
         #: The event-loop time (``anyio.current_time()``) at which the task was created.
         self.started_at: float = current_time()
 
+    def _log_if_unretrieved(self) -> None:
+        exc = self._unretrieved_failure()
+        if exc is not None:
+            self._mark_retrieved()  # logged once
+            logger.error("background task %r failed", self._name, exc_info=exc)
+
     def _finish(self) -> None:
         super()._finish()
         # After the done-callbacks, which may retrieve the failure; an ``await task``
-        # parked here (counted in _awaiters) will retrieve it when it resumes.
-        if (
-            self._state == _FAILED
-            and not self._retrieved
-            and not self._in_block
-            and not self._awaiters
-        ):
-            logger.error(
-                "background task %r failed", self._name, exc_info=self._exception
-            )
+        # parked here (counted in _awaiters) will retrieve it when it resumes, and a
+        # bound block at its exit.
+        if self._exception is not None and not self._in_block and not self._awaiters:
+            self._log_if_unretrieved()
+
+    def waiting(self) -> bool:
+        """
+        Return ``True`` while the task waits for room under its supervisor's ``limit``
+        (see :class:`BackgroundTasks`): it has not started, its coroutine has not run.
+        """
+        return self._waiting_in is not None
+
+    def cancel(self, msg: str | None = None) -> bool:
+        """
+        Request the cancellation of the task (see :meth:`anyconc.Task.cancel`).
+
+        A task still waiting for room under its supervisor's ``limit`` leaves the
+        waiting line at once and never runs: its coroutine is closed (no "never
+        awaited" warning) and the handle is cancelled at the next scheduling point,
+        as for a task cancelled before its first step.
+
+        :param msg: as with :meth:`anyconc.Task.cancel`
+        :return: ``False`` if the task had already finished, ``True`` otherwise
+        :raises TypeError: if ``msg`` is not a string or ``None``
+
+        """
+        gate = self._waiting_in
+        requested = super().cancel(msg)  # not started: it never will be
+        if gate is not None and requested:
+            gate.withdraw(self)
+
+        return requested
 
     async def _wait_result(self) -> T:
         self._awaiters += 1
@@ -132,6 +202,10 @@ class BackgroundTask(Task[T]):
             return await super()._wait_result()
         finally:
             self._awaiters -= 1
+            # The awaiter was cancelled in the step in which the task failed: nobody
+            # else will retrieve the failure.
+            if not self._awaiters and not self._in_block:
+                self._log_if_unretrieved()
 
     async def __aenter__(self) -> Self:
         self._in_block = True
@@ -145,13 +219,181 @@ class BackgroundTask(Task[T]):
     ) -> None:
         self.cancel()
         # Even if the block is being cancelled, the task must have finished on exit.
-        with anyio.CancelScope(shield=True):
-            await self.wait()
+        try:
+            with anyio.CancelScope(shield=True):
+                await self.wait()
+        finally:
+            self._in_block = False
 
-        if exc_type is None and self._state == _FAILED:
-            self._retrieved = True
-            assert self._exception is not None
-            raise self._exception
+        exc = self._unretrieved_failure()
+        if exc is None:
+            return
+
+        if exc_type is None:
+            self._mark_retrieved()
+            raise exc
+
+        # The block is raising its own exception: the task's failure is logged, not
+        # lost (API.md rule 4).
+        self._log_if_unretrieved()
+
+
+class BackgroundTasksFull(RuntimeError):
+    """
+    Raised by :meth:`BackgroundTasks.create_task` (and so by
+    :func:`create_background_task`) when the supervisor already runs ``limit`` tasks
+    and ``pending_limit`` more wait: the coroutine passed is closed, nothing was started.
+
+    A web handler typically answers ``429 Too Many Requests`` with a ``Retry-After``;
+    a producer that can wait uses :meth:`BackgroundTasks.spawn` instead.
+    """
+
+
+def check_limits(limit: object, pending_limit: object, where: str) -> None:
+    """
+    Validate the ``limit`` and ``pending_limit`` of a :class:`BackgroundTasks` (or of
+    the ``anyconc.asgi`` helpers that make one; ``where`` names the call).
+
+    :raises TypeError: if one is not an ``int`` (``bool`` included) or ``None``
+    :raises ValueError: if one is less than 1, or ``pending_limit`` is given without
+        ``limit``
+    """
+    check_int(where, "limit", limit, optional=True)
+    check_int(where, "pending_limit", pending_limit, optional=True)
+    if limit is None and pending_limit is not None:
+        raise ValueError(
+            f"{where} argument 'pending_limit' must be None when 'limit' is None, got "
+            f"{pending_limit}: pending_limit needs limit (without limit every task "
+            f"starts at once and none waits); set limit too, or leave pending_limit None"
+        )
+
+
+class _Spawner:
+    """A :meth:`BackgroundTasks.spawn` call waiting for room."""
+
+    __slots__ = ("event", "gone", "reserved")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        # A slot was reserved for this call (it was woken up).
+        self.reserved = False
+        # The call was cancelled while waiting: skip it.
+        self.gone = False
+
+
+class _Gate:
+    """
+    The limit gate of a :class:`BackgroundTasks` with a ``limit``: in front of the
+    supervisor's one admission path (:meth:`BackgroundTasks._admit`), it counts the
+    running tasks, keeps the waiting ones in arrival order (each holding the context it
+    was created in: ``Task._defer()``), starts the next one whenever a running one
+    finishes, and hands freed room to waiting ``spawn()`` calls in order.
+
+    Room is counted as: running + waiting + reserved (for woken ``spawn()`` calls that
+    have not run yet) <= ``limit + pending_limit``; a task runs at once while fewer
+    than ``limit`` run. A gate belongs to one ``async with`` block of its supervisor.
+    """
+
+    __slots__ = (
+        "limit",
+        "pending_limit",
+        "reserved",
+        "running",
+        "spawners",
+        "supervisor",
+        "waiting",
+        "withdrawn",
+    )
+
+    def __init__(
+        self, supervisor: BackgroundTasks, limit: int, pending_limit: int | None
+    ) -> None:
+        self.supervisor = supervisor
+        self.limit = limit
+        self.pending_limit = pending_limit
+        self.running = 0
+        self.waiting: OrderedDict[BackgroundTask[Any], None] = OrderedDict()
+        # Waiting tasks cancelled: started only to be discarded, they hold no slot.
+        self.withdrawn: set[BackgroundTask[Any]] = set()
+        self.reserved = 0
+        self.spawners: deque[_Spawner] = deque()
+
+    def full(self) -> bool:
+        return self.pending_limit is not None and (
+            self.running + len(self.waiting) + self.reserved
+            >= self.limit + self.pending_limit
+        )
+
+    def check_room(self, coro: Coroutine[Any, Any, Any]) -> None:
+        if self.full():
+            coro.close()
+            raise BackgroundTasksFull(
+                f"the background tasks supervisor {self.supervisor.name!r} is full: "
+                f"{self.running} running (limit={self.limit}) and {len(self.waiting)} "
+                f"waiting (pending_limit={self.pending_limit}); try again later, or "
+                f"await spawn() to wait for room"
+            )
+
+    def admit(self, task: BackgroundTask[Any]) -> None:
+        # In front of the supervisor's _admit: run now, or wait (not started) in the
+        # creator's context, taken now (rule 9).
+        if self.running < self.limit:
+            self.running += 1
+            self.supervisor._admit(task)
+        else:
+            task._defer()
+            task._waiting_in = self
+            self.supervisor._tasks[task] = None
+            self.waiting[task] = None
+
+    def finished(self, task: Task[Any]) -> None:
+        # The task's on_finish. A running task finished: start the next waiting one
+        # (before the supervisor forgets this one, so that a drain never sees it idle
+        # while tasks wait).
+        if self.withdrawn and task in self.withdrawn:
+            self.withdrawn.discard(task)
+            self.supervisor._forget(task, started=False)  # it never ran
+            return
+
+        self.running -= 1
+        if self.waiting:
+            following, _ = self.waiting.popitem(last=False)
+            following._waiting_in = None
+            self.running += 1
+            group = self.supervisor._group
+            assert group is not None
+            # If the supervisor is being cancelled meanwhile (a cancelled host
+            # cancels the running tasks, whose ends start the waiting ones), it
+            # must not run even its first step.
+            self.supervisor._started(following)
+            following._start(group, propagate=False, checkpoint_first=True)
+
+        self.wake()
+        self.supervisor._forget(task)
+
+    def withdraw(self, task: BackgroundTask[Any]) -> None:
+        # A waiting task is cancelled: it leaves the line, and is started at once only
+        # to be discarded (Task._run sees the cancellation request first). It takes no
+        # running slot.
+        del self.waiting[task]
+        task._waiting_in = None
+        self.withdrawn.add(task)
+        group = self.supervisor._group
+        assert group is not None
+        task._start(group, propagate=False)
+        self.wake()
+
+    def wake(self) -> None:
+        # Hand the room there is to the waiting spawn() calls, oldest first.
+        spawners = self.spawners
+        while spawners and not self.full():
+            spawner = spawners.popleft()
+            if spawner.gone:
+                continue
+
+            spawner.reserved = True
+            self.reserved += 1
+            spawner.event.set()
 
 
 class BackgroundTasks:
@@ -160,14 +402,25 @@ class BackgroundTasks:
 
     While its ``async with`` block is active, it is the owner of every
     :func:`create_background_task` call made anywhere in the same event-loop run (by any
-    task: request handlers included), unless a more recently entered one is active.
+    task: request handlers included), unless a more recently entered one is active, or
+    the caller belongs to another supervisor (see :func:`create_background_task`).
     The failure of a task never affects the supervisor or the other tasks.
 
-    At exit, it stops accepting new tasks (:meth:`create_task` then raises
-    :exc:`RuntimeError`), waits up to ``shutdown_timeout`` seconds (``None``: as long as
-    it takes) for the running tasks to finish, then cancels those still running, logging
-    each on the ``anyconc`` logger, and waits for them. If the block exits because it is
-    being cancelled, the tasks are cancelled at once.
+    At exit, it stops accepting new tasks from outside (:meth:`create_task` then raises
+    :exc:`RuntimeError`) and drains: it waits up to ``shutdown_timeout`` seconds
+    (``None``: as long as it takes) for the running tasks to finish -- including tasks
+    that they start meanwhile, which still belong to it -- then cancels those still
+    running, logging each on the ``anyconc`` logger, and waits for them.
+
+    How the block ends decides the rest (API.md rules 4 and 7):
+
+    * normally, or by an :exc:`Exception` from the body: the drain above; the body's
+      exception then comes out unwrapped (``except ValueError`` catches it);
+    * by a cancellation: no drain, the tasks are cancelled at once, and the
+      cancellation goes on;
+    * by an interrupt (Ctrl-C, ``KeyboardInterrupt`` / ``SystemExit`` from the body
+      or from any of its tasks): no drain, the tasks are cancelled at once, and once
+      every ``finally`` has run the interrupt comes out, unwrapped, on every backend.
 
     A supervisor can be created at import time and entered again once a block has
     exited (in the same event-loop run or a later one, on any backend); it cannot be
@@ -176,32 +429,73 @@ class BackgroundTasks:
     while it is active gets a :exc:`RuntimeError`. (The run-wide default supervisor,
     and the innermost-owner bookkeeping, are per run.)
 
+    **Limits** (as aiojobs' ``Scheduler(limit=, pending_limit=)``, on every backend):
+    with ``limit``, at most that many tasks run at once; the others wait, in arrival
+    order, and start one by one as running ones finish. A waiting task has not started:
+    its coroutine has not run, :meth:`BackgroundTask.waiting` is ``True``, and
+    cancelling it closes the coroutine (no warning) so that it never runs. With
+    ``pending_limit`` too, at most that many wait: then :meth:`create_task` (and
+    :func:`create_background_task`, which cannot wait) raises
+    :exc:`BackgroundTasksFull` and closes the coroutine, while :meth:`spawn` waits for
+    room (backpressure). A waiting task runs in the context copied when it was created.
+
+    The drain at exit covers waiting tasks: they start as room frees up, within the
+    same ``shutdown_timeout``; at the deadline (or when the block is cancelled or
+    interrupted) running and waiting tasks are cancelled alike, waiting ones closed
+    without having run. Decided here: ``pending_limit`` without ``limit`` is a
+    :exc:`ValueError` (nothing would ever wait, so it could only mislead), and
+    ``limit`` without ``pending_limit`` lets any number wait.
+
     Example::
 
         async with BackgroundTasks(name="app", shutdown_timeout=10) as tasks:
             tasks.create_task(send_email(user))   # or create_background_task(...)
             await serve()
 
+        async with BackgroundTasks(limit=50, pending_limit=500) as tasks:
+            for user in users:
+                await tasks.spawn(send_email(user))   # waits while 550 are in
+
     :param name: a name, used in logs
     :param shutdown_timeout: the grace period at exit, in seconds (``None``: no limit)
+    :param limit: the most tasks running at once (``None``: no limit)
+    :param pending_limit: the most tasks waiting for room while ``limit`` run
+        (``None``: no limit); needs ``limit``
+    :raises TypeError: if an argument has the wrong type (a ``bool`` is not a limit)
+    :raises ValueError: if ``shutdown_timeout`` is negative or NaN, a limit is less
+        than 1, or ``pending_limit`` is given without ``limit``
 
     """
 
     def __init__(
-        self, *, name: str | None = None, shutdown_timeout: float | None = None
+        self,
+        *,
+        name: str | None = None,
+        shutdown_timeout: float | None = None,
+        limit: int | None = None,
+        pending_limit: int | None = None,
     ) -> None:
         check_optional_str("name", name, "BackgroundTasks()")
         check_shutdown_timeout(shutdown_timeout, "BackgroundTasks()")
+        check_limits(limit, pending_limit, "BackgroundTasks()")
 
         self.name = name
         self.shutdown_timeout = shutdown_timeout
+        self.limit = limit
+        self.pending_limit = pending_limit
+        self._gate: _Gate | None = (
+            None if limit is None else _Gate(self, limit, pending_limit)
+        )
         self._group: AnyIOTaskGroup | None = None
         self._run: object | None = None  # the run the active block is in
         self._accepting = False
+        # Draining: only the supervisor's own tasks may still add tasks to it.
+        self._draining = False
         self._entered = False
         self._tasks: dict[BackgroundTask[Any], None] = {}
         self._pending: list[BackgroundTask[Any]] = []
         self._idle: anyio.Event | None = None
+        self._owner_token: contextvars.Token[BackgroundTasks | None] | None = None
         # Counters since creation, across blocks and runs (see statistics()).
         self._n_started = 0
         self._n_finished = 0
@@ -212,14 +506,22 @@ class BackgroundTasks:
         """
         Return a snapshot of the supervisor's state and its counters.
 
-        :return: its name, whether it accepts tasks, the tasks running, and the tasks
-            started, finished, failed and cancelled at shutdown since it was made
+        A task counts as started when it really starts: at once, or when it leaves the
+        waiting line under ``limit``; a waiting task cancelled before it could start
+        counts as neither started nor finished (at shutdown, as cancelled at shutdown).
+
+        :return: its name, whether it accepts tasks, the tasks running and waiting, and
+            the tasks started, finished, failed and cancelled at shutdown since it was
+            made
 
         """
+        gate = self._gate
+        waiting = 0 if gate is None else len(gate.waiting)
         return BackgroundTasksStatistics(
             self.name,
             self._accepting,
-            len(self._tasks),
+            len(self._tasks) - waiting,
+            waiting,
             self._n_started,
             self._n_finished,
             self._n_failed,
@@ -231,8 +533,23 @@ class BackgroundTasks:
 
     @property
     def active(self) -> tuple[BackgroundTask[Any], ...]:
-        """The tasks that are still running (or about to start), oldest first."""
-        return tuple(self._tasks)
+        """
+        The tasks that are still running (or about to start), oldest first; not those
+        waiting for room under ``limit`` (see :attr:`waiting`).
+        """
+        if self._gate is None or not self._gate.waiting:
+            return tuple(self._tasks)
+
+        return tuple(task for task in self._tasks if task._waiting_in is None)
+
+    @property
+    def waiting(self) -> tuple[BackgroundTask[Any], ...]:
+        """The tasks waiting for room under ``limit``, in the order they will start."""
+        return () if self._gate is None else tuple(self._gate.waiting)
+
+    def _accepts_from_context(self) -> bool:
+        # Called with this supervisor as the current context's owner.
+        return self._accepting or self._draining
 
     def create_task(
         self, coro: Coroutine[Any, Any, T], *, name: str | None = None
@@ -240,12 +557,20 @@ class BackgroundTasks:
         """
         Start ``coro`` as a background task of this supervisor.
 
+        The task runs in a copy of the caller's :mod:`contextvars` context, taken now.
+        While the supervisor drains (its block is exiting), only its own tasks may still
+        add tasks to it; the drain then waits for those too, within the same
+        ``shutdown_timeout``. With a ``limit`` reached, the task waits for room (it has
+        not started; see :class:`BackgroundTasks`).
+
         :param coro: a coroutine object (``send_email(user)``, not ``send_email``)
         :param name: the task's name (default: the coroutine's qualified name)
         :return: the task's handle
         :raises TypeError: if ``coro`` is not a coroutine object
         :raises RuntimeError: if the supervisor is not accepting tasks (not entered yet,
-            or shutting down); ``coro`` is closed
+            shutting down, or exited); ``coro`` is closed
+        :raises BackgroundTasksFull: if ``limit`` tasks run and ``pending_limit`` wait
+            already; ``coro`` is closed
 
         """
         check_coroutine(coro, "create_task", name=name)
@@ -257,34 +582,128 @@ class BackgroundTasks:
                 f"time: give the task to a supervisor of this run, or use "
                 f"create_background_task()"
             )
-        if not self._accepting:
+        return self._create(coro, name, _context_owner.get())
+
+    def _create(
+        self,
+        coro: Coroutine[Any, Any, T],
+        name: str | None,
+        caller_owner: BackgroundTasks | None,
+    ) -> BackgroundTask[T]:
+        # ``caller_owner``: the owner in the caller's context (_context_owner.get()).
+        if not self._accepting and not (self._draining and caller_owner is self):
             coro.close()
             raise RuntimeError(
                 f"the background tasks supervisor {self.name!r} is not accepting new "
-                f"tasks (not entered yet, or shutting down)"
+                f"tasks (not entered yet, shutting down, or exited); create the task "
+                f"while its async with block is active"
             )
 
-        task = BackgroundTask(coro, name)
-        task._on_finish = self._forget
+        gate = self._gate
+        if gate is None:
+            task = BackgroundTask(coro, name, on_finish=self._forget)
+        else:
+            gate.check_room(coro)
+            task = BackgroundTask(coro, name, on_finish=gate.finished)
+        if caller_owner is not self:
+            # This supervisor owns what the task itself starts: say so in its context
+            # (a copy of the caller's, taken now).
+            task._set_context_var(_context_owner, self)
+
+        if gate is None:
+            self._admit(task)
+        else:
+            gate.admit(task)  # the limit gate, in front of _admit
+        return task
+
+    async def spawn(
+        self, coro: Coroutine[Any, Any, T], *, name: str | None = None
+    ) -> BackgroundTask[T]:
+        """
+        Start ``coro`` as a background task of this supervisor, waiting for room first
+        if ``limit`` tasks run and ``pending_limit`` wait already (backpressure).
+
+        Calls that wait are given room in the order they came; while they wait,
+        :meth:`create_task` calls find the supervisor full (they cannot jump the line).
+        Without ``pending_limit`` (or ``limit``) it never waits. As the Queue family's
+        operations, it checks for cancellation first and ends with a cancel-shielded
+        yield. Cancelled while waiting, it closes ``coro`` and starts nothing. A call
+        that is waiting when the supervisor begins to shut down goes on waiting until
+        room frees up (the drain starts the waiting tasks, or cancels them at the
+        deadline); it then gets the :exc:`RuntimeError` of :meth:`create_task`.
+
+        :param coro: a coroutine object (``send_email(user)``, not ``send_email``)
+        :param name: the task's name (default: the coroutine's qualified name)
+        :return: the task's handle (the task may be waiting to start)
+        :raises TypeError: if ``coro`` is not a coroutine object, or ``name`` is not a
+            string (``coro`` is closed)
+        :raises RuntimeError: if the supervisor is not accepting tasks; ``coro`` is
+            closed
+
+        """
+        check_coroutine(coro, "spawn", name=name)
+        try:
+            await checkpoint_if_cancelled()
+        except BaseException:
+            coro.close()
+            raise
+
+        gate = self._gate
+        if gate is not None and self._accepting and gate.full():
+            spawner = _Spawner()
+            gate.spawners.append(spawner)
+            try:
+                await spawner.event.wait()
+            except BaseException:
+                coro.close()
+                if spawner.reserved:
+                    gate.reserved -= 1  # pass the room on
+                    gate.wake()
+                else:
+                    spawner.gone = True
+
+                raise
+
+            gate.reserved -= 1  # the room reserved for this call is used now
+            try:
+                task = self.create_task(coro, name=name)
+            except BaseException:
+                gate.wake()
+                raise
+        else:
+            task = self.create_task(coro, name=name)
+
+        await cancel_shielded_checkpoint()
+        return task
+
+    def _admit(self, task: BackgroundTask[Any]) -> None:
+        # The one way a new task comes in (a limit gate can sit in front of it; a task
+        # made to wait there must take its creator's context first: task._defer()).
+        # It is counted at once, and started now (the backend copies the caller's
+        # context, or uses the one taken), or as soon as the default supervisor's
+        # host runs, in the context taken now: context is copied at creation, always
+        # (API.md rule 9).
         self._tasks[task] = None
+        self._started(task)
+        if self._group is None:
+            task._defer()
+            self._pending.append(task)
+        else:
+            task._start(self._group, propagate=False)
+
+    def _started(self, task: BackgroundTask[Any]) -> None:
+        # A task starts (admitted to run, or leaving the waiting line under limit).
         self._n_started += 1
         if observers := _instrument.listeners[BackgroundTaskStarted]:
             _instrument.emit(observers, BackgroundTaskStarted(self.name, task._name))
-        if self._group is None:
-            self._pending.append(task)  # the host of a default supervisor is starting
-        else:
-            self._spawn(task)
 
-        return task
-
-    def _spawn(self, task: BackgroundTask[Any]) -> None:
-        assert self._group is not None
-        task._handle = self._group.create_task(task._run(False), name=task._name)
-
-    def _forget(self, task: Task[Any]) -> None:
+    def _forget(self, task: Task[Any], *, started: bool = True) -> None:
+        # ``started``: False for a waiting task cancelled before it could start.
         del self._tasks[task]  # type: ignore[arg-type]
-        self._n_finished += 1
-        if task._state == _FAILED:
+        if started:
+            self._n_finished += 1
+        # An interrupt is not a failure (it goes on to the code that started the run).
+        if task._state is _FAILED and not isinstance(task._exception, INTERRUPTS):
             self._n_failed += 1
             if observers := _instrument.listeners[BackgroundTaskFailed]:
                 assert task._exception is not None
@@ -302,7 +721,7 @@ class BackgroundTasks:
         self._accepting = True
         pending, self._pending = self._pending, []
         for task in pending:
-            self._spawn(task)
+            task._start(group, propagate=False)
 
     async def __aenter__(self) -> Self:
         run = current_run()
@@ -318,6 +737,8 @@ class BackgroundTasks:
                 )
             self._entered = True
             self._run = run
+            if self._gate is not None:  # a fresh one per block: nothing left from the last
+                self._gate = _Gate(self, self._gate.limit, self._gate.pending_limit)
 
         try:
             await self._open()
@@ -327,6 +748,7 @@ class BackgroundTasks:
             raise
 
         _run_state().owners.append(self)
+        self._owner_token = _context_owner.set(self)
         return self
 
     async def __aexit__(
@@ -339,8 +761,13 @@ class BackgroundTasks:
         if self in owners:
             owners.remove(self)
 
+        token, self._owner_token = self._owner_token, None
+        if token is not None:
+            with suppress(ValueError):  # exited in another context than entered
+                _context_owner.reset(token)
+
         try:
-            return await self._close(exc_type, exc_val, exc_tb)
+            return await self._close(exc_val)
         finally:
             # Reusable afterwards: by a later block, in this run or another one.
             self._group = None
@@ -348,31 +775,29 @@ class BackgroundTasks:
             self._run = None
             self._entered = False
 
-    async def _close(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> bool | None:
+    async def _close(self, exc_val: BaseException | None) -> bool | None:
+        """
+        Drain (unless ``exc_val`` is an interrupt or a cancellation), cancel what is
+        left, wait for it; raise ``exc_val`` unwrapped, or an interrupt raised by a task
+        (it wins over anything else), else the group's own exception.
+        """
         self._accepting = False
         group = self._group
         assert group is not None
-        cancelled_exc_class = get_cancelled_exc_class()
         drain_started_at = current_time()
         finished_before = self._n_finished
-        cancelling = exc_type is not None and issubclass(exc_type, cancelled_exc_class)
+        drains = exc_val is None or isinstance(exc_val, Exception)
         if observers := _instrument.listeners[BackgroundDrainStarted]:
             _instrument.emit(
                 observers,
                 BackgroundDrainStarted(
                     self.name,
                     len(self._tasks),
-                    0.0 if cancelling else self.shutdown_timeout,
+                    self.shutdown_timeout if drains else 0.0,
                 ),
             )
-        if self._tasks and not (
-            exc_type is not None and issubclass(exc_type, cancelled_exc_class)
-        ):
+        if self._tasks and drains:
+            self._draining = True
             try:
                 timeout = (
                     math.inf if self.shutdown_timeout is None else self.shutdown_timeout
@@ -380,25 +805,48 @@ class BackgroundTasks:
                 with anyio.move_on_after(timeout):
                     self._idle = anyio.Event()
                     await self._idle.wait()
-            except BaseException as exc:  # cancelled (or interrupted) while draining
-                exc_type, exc_val, exc_tb = type(exc), exc, exc.__traceback__
+            except BaseException as exc:  # cancelled or interrupted while draining
+                exc_val = exc
+            finally:
+                self._draining = False
 
-        remaining = len(self._tasks)
+        remaining = len(self._tasks)  # running and waiting
+        drained = self._n_finished - finished_before
         self._n_cancelled_at_shutdown += remaining
-        self._cancel_remaining(
-            logging.DEBUG
-            if exc_type is not None and issubclass(exc_type, cancelled_exc_class)
-            else logging.WARNING
-        )
+        quiet = exc_val is not None and not isinstance(exc_val, Exception)
+        self._cancel_remaining(logging.DEBUG if quiet else logging.WARNING)
         try:
-            return await group.__aexit__(exc_type, exc_val, exc_tb)
+            return await group.__aexit__(
+                None if exc_val is None else type(exc_val),
+                exc_val,
+                None if exc_val is None else exc_val.__traceback__,
+            )
+        except BaseException as exc:
+            interrupt = find_interrupt(exc)
+            if interrupt is not None and interrupt is not exc:
+                raise interrupt from None
+
+            if (
+                exc_val is not None
+                and exc is not exc_val
+                and isinstance(exc, BaseExceptionGroup)
+                and _only(exc, exc_val)
+            ):
+                # The body's own exception, wrapped by the task group: unwrap it.
+                raise exc_val from None
+
+            raise
         finally:
+            # Tasks that the backend cancelled before their first step (asyncio at run
+            # end): close their coroutines, so that nothing warns.
+            for task in tuple(self._tasks):
+                task._settle()
             if observers := _instrument.listeners[BackgroundDrainFinished]:
                 _instrument.emit(
                     observers,
                     BackgroundDrainFinished(
                         self.name,
-                        self._n_finished - finished_before - remaining,
+                        drained,
                         remaining,
                         current_time() - drain_started_at,
                     ),
@@ -413,6 +861,23 @@ class BackgroundTasks:
                 self.name,
             )
             task.cancel()
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for inner in group.exceptions:
+        if isinstance(inner, BaseExceptionGroup):
+            yield from _leaves(inner)
+        else:
+            yield inner
+
+
+def _only(group: BaseExceptionGroup[BaseException], exc: BaseException) -> bool:
+    """Whether ``group`` holds ``exc`` and nothing else but cancellations."""
+    cancelled = get_cancelled_exc_class()
+    leaves = list(_leaves(group))
+    return any(leaf is exc for leaf in leaves) and all(
+        leaf is exc or isinstance(leaf, cancelled) for leaf in leaves
+    )
 
 
 def _default_supervisor(state: _RunState) -> BackgroundTasks:
@@ -433,12 +898,20 @@ def _default_supervisor(state: _RunState) -> BackgroundTasks:
 
 async def _host_default_supervisor(supervisor: BackgroundTasks) -> None:
     # Runs until the event-loop run ends; then the backend cancels it, which cancels the
-    # tasks still running. It must raise nothing but that cancellation.
+    # tasks still running. It must raise nothing but that cancellation, or an interrupt
+    # raised by one of its tasks, which goes to the code that started the run.
     await supervisor._open()
     try:
         await anyio.sleep_forever()
     except BaseException as exc:
-        await supervisor._close(type(exc), exc, exc.__traceback__)
+        try:
+            await supervisor._close(exc)
+        except INTERRUPTS as interrupt:
+            if await interrupt_run(interrupt):
+                return  # trio: delivered to the main task instead
+
+            raise  # asyncio: it leaves the event loop, which ends the run
+
         raise
 
 
@@ -446,7 +919,7 @@ def _abandon_pending(supervisor: BackgroundTasks) -> None:
     supervisor._accepting = False
     pending, supervisor._pending = supervisor._pending, []
     for task in pending:
-        task._close_unstarted()
+        task._discard()
 
 
 def create_background_task(
@@ -457,10 +930,18 @@ def create_background_task(
 
     A plain function: call it without ``await``, from any task of a running event loop,
     on asyncio or trio. The task is not tied to the caller: it goes on after the caller
-    (say, a request handler) has returned. Its owner is the innermost active
-    :class:`BackgroundTasks` of the current run, or else a run-wide default supervisor
-    started on demand; when the run ends, tasks still running there are cancelled and
-    awaited cleanly.
+    (say, a request handler) has returned. Its owner is, in this order: the supervisor
+    of the calling task (when the caller is a background task, or runs inside an
+    ``async with BackgroundTasks()`` block, or was started from one, as long as that
+    supervisor is active or draining); else the innermost active
+    :class:`BackgroundTasks` of the current run; else a run-wide default supervisor
+    started on demand. When the run ends, tasks still running in the default supervisor
+    are cancelled and awaited, and tasks not started yet are closed, without any
+    warning, on every backend.
+
+    The task runs in a copy of the caller's :mod:`contextvars` context taken now, like
+    :func:`asyncio.create_task` (also for the first tasks of a run, which wait for the
+    default supervisor to start).
 
     The handle is a :class:`BackgroundTask`: ``done()``, ``result()``, ``cancel()``,
     ``await task``, and ``async with create_background_task(...) as task:`` to bind the
@@ -491,5 +972,8 @@ def create_background_task(
             "create_background_task() must be called from a task of a running event loop"
         ) from None
 
-    owner = state.owners[-1] if state.owners else _default_supervisor(state)
-    return owner.create_task(coro, name=name)
+    caller_owner = owner = _context_owner.get()
+    if owner is None or not (owner._accepting or owner._draining):
+        owner = state.owners[-1] if state.owners else _default_supervisor(state)
+
+    return owner._create(coro, name, caller_owner)

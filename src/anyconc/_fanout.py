@@ -24,7 +24,14 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from . import _instrument
 from ._instrument import FanOutProgress
-from ._tasks import _FAILED, Task
+from ._tasks import (
+    _FAILED,
+    INTERRUPTS,
+    Interrupted,
+    Task,
+    find_interrupt,
+    unwrap_interrupts,
+)
 from ._util import (
     check_async_callable,
     check_awaitable_result,
@@ -118,6 +125,20 @@ class _Progress:
             self.observers,
             FanOutProgress(self.operation, self.done, self.failed, self.total, failed),
         )
+
+
+@asynccontextmanager
+async def _unwrapping_interrupts() -> AsyncIterator[None]:
+    # Around a task group whose children carry interrupts: the caller gets
+    # KeyboardInterrupt / SystemExit in the group (rule 7), as on trio.
+    try:
+        yield
+    except BaseException as exc:
+        unwrapped = unwrap_interrupts(exc)
+        if unwrapped is exc:
+            raise
+
+        raise unwrapped from None
 
 
 @overload
@@ -305,7 +326,11 @@ async def gather(
     others and every failure is raised in an :exc:`ExceptionGroup`; with it, an
     :exc:`Exception` raised by an awaitable is put in its place in the result list
     (anything that is not an :exc:`Exception`, such as a cancellation, still
-    propagates). Coroutines that never got to start are closed.
+    propagates). Coroutines that never got to start are closed. A ``KeyboardInterrupt``
+    or ``SystemExit`` raised by an awaitable is an interrupt, not a failure: it cancels
+    the others and comes out in a :exc:`BaseExceptionGroup` (whatever
+    ``return_exceptions`` says), on asyncio too, where a bare task would let it escape
+    the event loop.
 
     Example::
 
@@ -349,12 +374,14 @@ async def gather(
                 raise
 
             results[index] = exc
+        except INTERRUPTS as exc:
+            raise Interrupted(exc) from None  # see _tasks.Interrupted
         else:
             if progress is not None:
                 progress.report(False)
 
     try:
-        async with anyio.create_task_group() as group:
+        async with _unwrapping_interrupts(), anyio.create_task_group() as group:
             _start_bounded(
                 group,
                 None if limit is not None and limit >= count else limit,
@@ -460,19 +487,19 @@ async def amap(
             check_awaitable_result("amap()", func, awaitable)
         else:
             awaitable = first
-        if progress is None:
-            results[index] = await awaitable
-            return
-
         try:
             results[index] = await awaitable
+        except INTERRUPTS as exc:
+            raise Interrupted(exc) from None  # see _tasks.Interrupted
         except Exception:
-            progress.report(True)
+            if progress is not None:
+                progress.report(True)
             raise
-        progress.report(False)
+        if progress is not None:
+            progress.report(False)
 
     try:
-        async with anyio.create_task_group() as group:
+        async with _unwrapping_interrupts(), anyio.create_task_group() as group:
             _start_bounded(group, limit, numbered(), call)
     finally:
         close_unstarted([first])
@@ -507,7 +534,9 @@ async def as_completed(
     in the order they finish.
 
     A task that failed is handed out like the others: its exception is raised by
-    ``task.result()`` or ``await task``; it does not cancel the rest. With ``limit``, at
+    ``task.result()`` or ``await task``; it does not cancel the rest. A
+    ``KeyboardInterrupt`` or ``SystemExit`` in a task is an interrupt, not a failure:
+    it cancels everything, the block included, and comes out of the block unwrapped. With ``limit``, at
     most that many run at once, started in argument order. Leaving the block, early or
     not, normally or by an exception, cancels what is still running and waits for it;
     an exception from the block propagates unchanged.
@@ -529,29 +558,32 @@ async def as_completed(
     _check_fanout("as_completed()", aws, limit)
 
     send, receive = anyio.create_memory_object_stream[Task[T]](math.inf)
-    tasks = [Task(aw if iscoroutine(aw) else _await(aw), None) for aw in aws]
-    for task in tasks:
-        task._on_finish = send.send_nowait
+    on_finish: Callable[[Task[T]], object] = send.send_nowait
     if observers := _instrument.listeners[FanOutProgress]:
-        progress = _Progress(observers, "as_completed", len(tasks))
+        progress = _Progress(observers, "as_completed", len(aws))
 
         def finished(task: Task[T]) -> None:
-            if not task.cancelled():
-                progress.report(task._state == _FAILED)
+            # Cancelled tasks and interrupts (they end the run) are not reported.
+            if not task.cancelled() and not isinstance(task._exception, INTERRUPTS):
+                progress.report(task._state is _FAILED)
             send.send_nowait(task)
 
-        for task in tasks:
-            task._on_finish = finished
+        on_finish = finished
 
-    async def run(task: Task[T]) -> None:
-        await task._run(propagate=False)
+    tasks = [
+        Task(aw if iscoroutine(aw) else _await(aw), None, on_finish=on_finish)
+        for aw in aws
+    ]
 
     group = anyio.create_task_group()
     await group.__aenter__()
     try:
 
         def spawn(task: Task[T]) -> None:
-            task._handle = group.create_task(run(task), name=task.name)
+            task._start(group, propagate=False)
+
+        async def run(task: Task[T]) -> None:
+            await task._run(propagate=False)
 
         _start_bounded(
             group,
@@ -566,20 +598,38 @@ async def as_completed(
         group.cancel_scope.cancel()
         close_unstarted(aws)
         if isinstance(exc, get_cancelled_exc_class()):
-            if await group.__aexit__(type(exc), exc, exc.__traceback__):
+            if await _exit_group(group, exc):
                 return
 
             raise
 
-        await group.__aexit__(None, None, None)
+        await _exit_group(group, None)
         raise
     else:
         group.cancel_scope.cancel()
-        await group.__aexit__(None, None, None)
+        await _exit_group(group, None)
     finally:
         # Those never started (left early with a limit): their coroutines, the wrappers
         # of other awaitables included, are closed, so none warns it was never awaited.
+        for task in tasks:
+            task._settle()  # never started: close its coroutine
+
         close_unstarted(aws)
-        close_unstarted([task._coro for task in tasks])
         send.close()
         receive.close()
+
+
+async def _exit_group(group: TaskGroup, exc: BaseException | None) -> bool | None:
+    # A task's interrupt comes out of as_completed() unwrapped: its failures stay on
+    # their handles, so an interrupt is the only thing its tasks can raise.
+    try:
+        if exc is None:
+            return await group.__aexit__(None, None, None)
+
+        return await group.__aexit__(type(exc), exc, exc.__traceback__)
+    except BaseException as raised:
+        interrupt = find_interrupt(raised)
+        if interrupt is None or interrupt is raised:
+            raise
+
+        raise interrupt from None

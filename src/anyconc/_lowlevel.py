@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import math
 import sys
 import threading
@@ -59,12 +60,15 @@ __all__ = [
     "current_run_or_none",
     "current_time",
     "get_ident",
+    "interrupt_run",
     "spawn_run_task",
 ]
 
 T = TypeVar("T")
 A = TypeVar("A")
 R = TypeVar("R")
+
+logger = logging.getLogger("anyconc")
 
 # asyncio keeps only weak references to tasks: hold the run-level tasks here until done.
 _asyncio_run_tasks: set[asyncio.Task[Any]] = set()
@@ -123,7 +127,7 @@ def spawn_run_task(
             else context.run(loop.create_task, coro, name=name)
         )
         _asyncio_run_tasks.add(task)
-        task.add_done_callback(_asyncio_run_tasks.discard)
+        task.add_done_callback(_asyncio_run_task_done)
         if on_done is not None:
             # A task cancelled before its first step never runs its code (the
             # cancellation is thrown in at the start), so report through the task.
@@ -131,6 +135,67 @@ def spawn_run_task(
             task.add_done_callback(lambda _: report())
     else:  # pragma: no cover - AnyIO supports no other backend
         raise RuntimeError(f"unsupported async library {library!r}")
+
+
+async def interrupt_run(interrupt: BaseException) -> bool:
+    """
+    Make the current run end with ``interrupt`` (a ``KeyboardInterrupt`` or
+    ``SystemExit``) raised by a task that :func:`spawn_run_task` started.
+
+    On asyncio the task only has to raise it: ``asyncio.Task`` lets these two leave
+    the event loop, and the runner then cancels every other task (their ``finally``
+    blocks run) before ``asyncio.run()`` / ``anyio.run()`` raises it. Returns ``False``:
+    raise it.
+
+    On trio a system task must not raise (trio would turn it into
+    ``TrioInternalError``), and trio has no public way to interrupt the main task, so
+    this uses trio's own machinery: a ``KeyboardInterrupt`` goes through trio's Ctrl-C
+    delivery (as if the user had pressed Ctrl-C); any other interrupt is thrown into the
+    main task at its next blocking point, the way trio delivers Ctrl-C. Either way it
+    unwinds the main task normally and comes out of ``trio.run()``. Returns ``True``:
+    do not raise it.
+
+    """
+    library = sniffio.current_async_library()
+    if library != "trio":
+        return False
+
+    import trio
+    from trio._core._run import GLOBAL_RUN_CONTEXT
+
+    runner = GLOBAL_RUN_CONTEXT.runner
+    if isinstance(interrupt, KeyboardInterrupt):
+        runner.deliver_ki()
+        return True
+
+    def raise_interrupt() -> None:
+        raise interrupt
+
+    main = runner.main_task
+    assert main is not None
+    with trio.CancelScope(shield=True):
+        while runner.main_task_outcome is None:
+            if main._abort_func is not None:
+                main._attempt_abort(raise_interrupt)
+                if _delivered(main):
+                    break
+
+            await trio.lowlevel.checkpoint()  # main runs, or cannot be aborted now
+
+    return True
+
+
+def _delivered(task: Any) -> bool:
+    # trio's reschedule() clears the abort function once the exception is on its way.
+    return task._abort_func is None
+
+
+def _asyncio_run_task_done(task: asyncio.Task[Any]) -> None:
+    _asyncio_run_tasks.discard(task)
+    if not task.cancelled():
+        # An interrupt it raised has left the loop and ends the run (interrupt_run):
+        # mark it retrieved, so that asyncio does not also log it as never retrieved.
+        task.exception()
 
 
 def call_soon(callback: Callable[[], object]) -> None:

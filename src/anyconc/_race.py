@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import anyio
 
+from ._tasks import INTERRUPTS, Interrupted, unwrap_interrupts
 from ._util import (
     check_async_callable,
     check_awaitable_result,
@@ -157,6 +158,8 @@ async def run_until_first_complete(
         except Exception as exc:
             failures[index] = exc
             return
+        except INTERRUPTS as exc:
+            raise Interrupted(exc) from None  # see _tasks.Interrupted
 
         if not winner:
             winner.append(value)
@@ -175,12 +178,20 @@ async def run_until_first_complete(
                     group.start_soon(run_candidate, index, maybe, group)
     except BaseExceptionGroup as exc_group:
         # Only a BaseException that is not an Exception gets here (run_candidate keeps
-        # the others). The race produces one result, so raise it unwrapped, like
-        # ``await task`` does; several at once stay grouped.
-        if len(exc_group.exceptions) != 1:
-            raise
+        # the others; an interrupt is carried by Interrupted, so that asyncio does not
+        # let it escape the event loop). The race produces one result, so raise it
+        # unwrapped, like ``await task`` does; several at once stay grouped.
+        unwrapped = unwrap_interrupts(exc_group)
+        if not isinstance(unwrapped, BaseExceptionGroup):
+            raise unwrapped from None
 
-        escaped = exc_group.exceptions[0]
+        if len(unwrapped.exceptions) != 1:
+            if unwrapped is exc_group:
+                raise
+
+            raise unwrapped from None
+
+        escaped = unwrapped.exceptions[0]
     finally:
         # A candidate whose task was cancelled before it could await its coroutine.
         close_unstarted(started)

@@ -156,7 +156,9 @@ class BackgroundTasksStatistics:
     :attr name: the supervisor's name, or ``None``
     :attr accepting: whether it accepts new tasks now (entered, not draining)
     :attr active: tasks running now (or about to start)
-    :attr started: tasks created since it was made, in every block and run
+    :attr waiting: tasks waiting for room under its ``limit`` (not started yet)
+    :attr started: tasks started since it was made, in every block and run (a task
+        waiting under ``limit`` counts when it leaves the line)
     :attr finished: tasks that have ended, whatever the outcome
     :attr failed: of those, tasks that raised (not cancelled)
     :attr cancelled_at_shutdown: tasks still running at the end of a grace period,
@@ -166,6 +168,7 @@ class BackgroundTasksStatistics:
     name: str | None
     accepting: bool
     active: int
+    waiting: int
     started: int
     finished: int
     failed: int

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
 from anyio import TaskCancelled, TaskNotFinished, get_cancelled_exc_class
-from anyio.lowlevel import checkpoint
+from anyio.lowlevel import checkpoint, checkpoint_if_cancelled
 
-from ._lowlevel import call_soon, spawn_run_task
+from ._lowlevel import call_soon, interrupt_run, spawn_run_task
 from ._util import (
     callable_name,
     check_callable,
@@ -27,10 +27,12 @@ from ._util import (
 if sys.version_info >= (3, 11):
     from typing import Self, TypeVarTuple, Unpack
 else:
+    from exceptiongroup import BaseExceptionGroup
     from typing_extensions import Self, TypeVarTuple, Unpack
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup as AnyIOTaskGroup
+    from anyio.abc import TaskStatus as AnyIOTaskStatus
 
 __all__ = [
     "Task",
@@ -45,11 +47,80 @@ PosArgsT = TypeVarTuple("PosArgsT")
 
 logger = logging.getLogger("anyconc")
 
-# Task states
-_PENDING = 0
-_FINISHED = 1
-_FAILED = 2
-_CANCELLED = 3
+#: The states of a task, the members of :class:`anyio.TaskHandle.Status`: ``PENDING``
+#: (not finished: not started yet, or running), ``CANCELLING`` (:meth:`Task.cancel` was
+#: called, not finished yet), then one of ``FINISHED`` (returned), ``FAILED`` (raised)
+#: and ``CANCELLED``.
+TaskStatus = anyio.TaskHandle.Status
+_PENDING = TaskStatus.PENDING
+_CANCELLING = TaskStatus.CANCELLING
+_FINISHED = TaskStatus.FINISHED
+_FAILED = TaskStatus.FAILED
+_CANCELLED = TaskStatus.CANCELLED
+
+#: What is an interrupt rather than a failure (API.md rule 7). On asyncio, a task that
+#: raises one of these lets it escape the event loop (``asyncio.Task`` re-raises it out
+#: of the loop), so the parent's ``except``/``finally`` would never run.
+INTERRUPTS = (KeyboardInterrupt, SystemExit)
+
+
+class Interrupted(Exception):
+    """
+    Carries an interrupt (``KeyboardInterrupt`` / ``SystemExit``) out of a child task.
+
+    Internal: raised by a child instead of the interrupt so that asyncio does not let
+    the interrupt escape the event loop; the group then cancels the siblings like for
+    any failure, and the parent replaces it by the interrupt (:func:`unwrap_interrupts`).
+    Never seen by users.
+    """
+
+    def __init__(self, interrupt: BaseException) -> None:
+        super().__init__(interrupt)
+        self.interrupt = interrupt
+
+
+def unwrap_interrupts(exc: BaseException) -> BaseException:
+    """
+    Return ``exc`` with every :class:`Interrupted` carrier replaced by its interrupt.
+
+    A group that contains none is returned as is; otherwise a new group (a
+    :exc:`BaseExceptionGroup`, since it then holds an interrupt) with the same message,
+    traceback, cause and context.
+    """
+    if isinstance(exc, Interrupted):
+        return exc.interrupt
+
+    if isinstance(exc, BaseExceptionGroup):
+        if exc.subgroup(lambda e: isinstance(e, Interrupted)) is None:
+            return exc
+
+        group = BaseExceptionGroup(
+            exc.message, [unwrap_interrupts(e) for e in exc.exceptions]
+        )
+        group.__traceback__ = exc.__traceback__
+        group.__cause__ = exc.__cause__
+        group.__context__ = exc.__context__
+        group.__suppress_context__ = exc.__suppress_context__
+        return group
+
+    return exc
+
+
+def find_interrupt(exc: BaseException) -> BaseException | None:
+    """Return the first interrupt (carried or not) in ``exc`` or its groups, if any."""
+    if isinstance(exc, Interrupted):
+        return exc.interrupt
+
+    if isinstance(exc, INTERRUPTS):
+        return exc
+
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = find_interrupt(inner)
+            if found is not None:
+                return found
+
+    return None
 
 
 class Task(Generic[T]):
@@ -59,9 +130,18 @@ class Task(Generic[T]):
 
     ``await task`` waits for the task and returns its result, or raises the exception it
     raised, unwrapped; :exc:`TaskCancelled` if it was cancelled. :meth:`wait` waits
-    without raising. The handle works the same on asyncio and trio.
+    without raising. The handle works the same on asyncio and trio. A task that awaits
+    its own handle (or calls its :meth:`wait`) gets a :exc:`RuntimeError` instead of
+    waiting for itself forever, as with asyncio.
 
-    A task belongs to the event-loop run it was started in.
+    A task belongs to the event-loop run it was started in. Its coroutine runs in a
+    copy of the :mod:`contextvars` context of the code that created the task, taken at
+    creation, as with :func:`asyncio.create_task` (even when the task starts later).
+
+    A ``KeyboardInterrupt`` or ``SystemExit`` raised by the task is an interrupt, not a
+    failure: it is kept on the handle like an exception, and it also goes to the task's
+    owner (the group, or the background supervisor), which cancels everything it holds
+    and passes the interrupt on towards the code that started the run, on every backend.
 
     Example::
 
@@ -72,10 +152,20 @@ class Task(Generic[T]):
 
     """
 
+    # The internal interface, used by TaskGroup, _background and _fanout (nothing else
+    # touches the attributes), so that the lifecycle lives here: the constructor's
+    # ``on_finish``; _start() (spawn in an AnyIO task group now); _defer() (take the
+    # creator's context now, for a later start); _set_context_var() (set a variable in
+    # the task's context when it starts); _run() (the body, for code that runs it
+    # inline); _discard() (will never start: close the coroutine, quietly); _settle()
+    # (the owner's group has exited); _unretrieved_failure() and _mark_retrieved().
+
     __slots__ = (
         "__weakref__",
         "_callbacks",
-        "_cancel_requested",
+        "_cancel_message",
+        "_context",
+        "_context_var",
         "_coro",
         "_exception",
         "_handle",
@@ -83,33 +173,107 @@ class Task(Generic[T]):
         "_on_finish",
         "_result",
         "_retrieved",
+        "_runner",
         "_state",
         "_waiter",
     )
 
     _result: T
 
-    def __init__(self, coro: Coroutine[Any, Any, T], name: str | None) -> None:
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, T],
+        name: str | None,
+        *,
+        on_finish: Callable[[Task[T]], object] | None = None,
+    ) -> None:
         self._coro: Coroutine[Any, Any, T] | None = coro
         self._name = name if name is not None else callable_name(coro)
         self._state = _PENDING
-        self._cancel_requested = False
+        self._cancel_message: str | None = None
         self._exception: BaseException | None = None
         self._retrieved = False
         self._callbacks: list[Callable[[Task[T]], object]] | None = None
         self._waiter: anyio.Event | None = None
         self._handle: anyio.TaskHandle[None] | None = None
+        # The coroutine of _run() handed to the backend, and the context to start it in.
+        self._runner: Coroutine[Any, Any, None] | None = None
+        self._context: contextvars.Context | None = None
+        self._context_var: tuple[contextvars.ContextVar[Any], object] | None = None
         # Called by _finish() before the done-callbacks: the owner's bookkeeping.
-        self._on_finish: Callable[[Task[T]], None] | None = None
+        self._on_finish = on_finish
 
-    # -- running ----------------------------------------------------------------------
+    # -- internal interface -------------------------------------------------------------
 
-    async def _run(self, propagate: bool = True) -> None:
-        # The body of the spawned task. ``propagate`` re-raises a failure into the
-        # hosting task group (TaskGroup semantics); background tasks keep it instead.
-        if self._cancel_requested:
-            self._close_unstarted()
+    def _start(
+        self,
+        group: AnyIOTaskGroup,
+        *,
+        propagate: bool = True,
+        checkpoint_first: bool = False,
+    ) -> None:
+        """
+        Spawn the task in ``group`` now (in the context snapshot of :meth:`_defer`, if
+        any, else the caller's). If spawning fails, the coroutine is closed.
+
+        ``checkpoint_first``: check for a cancellation before the task's first step,
+        and if there is one, discard the task instead of running any of its code (a
+        task that waited and is started while its owner is being cancelled, on trio
+        too, where a new task runs until its first checkpoint).
+        """
+        runner = self._runner = self._run(propagate, checkpoint_first)
+        context = self._context
+        try:
+            if context is None:
+                self._handle = group.create_task(runner, name=self._name)
+            else:
+                self._context = None
+                self._handle = context.run(
+                    group.create_task, runner, name=self._name
+                )
+        except BaseException:
+            runner.close()
+            self._runner = None
+            if self._coro is not None:
+                self._coro.close()
+            raise
+
+    def _defer(self) -> None:
+        """
+        Take the creator's context for the task now (unless taken already), for a
+        start that may come later: call it in the creator's context.
+        """
+        if self._context is None:
+            self._context = contextvars.copy_context()
+
+    def _set_context_var(self, var: contextvars.ContextVar[Any], value: object) -> None:
+        """
+        Have ``var`` set to ``value`` in the task's context, first thing when it runs
+        (cheaper than copying a context to set it in).
+        """
+        self._context_var = (var, value)
+
+    async def _run(self, propagate: bool = True, checkpoint_first: bool = False) -> None:
+        """
+        The body of the task. ``propagate`` re-raises a failure into the hosting task
+        group (TaskGroup semantics); background tasks keep it instead. An interrupt
+        always goes on, carried by :class:`Interrupted`. ``checkpoint_first``: see
+        :meth:`_start`.
+        """
+        if checkpoint_first:
+            try:
+                await checkpoint_if_cancelled()
+            except BaseException:
+                self._discard()
+                raise
+
+        if self._state is _CANCELLING:  # cancelled before it started: it never will
+            self._discard()
             return
+
+        if self._context_var is not None:
+            var, value = self._context_var
+            var.set(value)  # in the task's own context
 
         coro = self._coro
         assert coro is not None
@@ -123,6 +287,11 @@ class Task(Generic[T]):
 
             self._state = _FAILED
             self._exception = exc
+            if isinstance(exc, INTERRUPTS):
+                self._retrieved = True  # it goes on: it is not lost
+                self._finish()
+                raise Interrupted(exc) from None
+
             self._finish()
             if propagate:
                 raise
@@ -130,18 +299,48 @@ class Task(Generic[T]):
             self._state = _FINISHED
             self._finish()
 
-    def _close_unstarted(self) -> None:
-        # Cancelled before it could start (or its owner's run ended first): it counts as
-        # cancelled, and its coroutine is closed so that nothing warns it was never
-        # awaited.
+    def _discard(self) -> None:
+        """
+        The task will never start (cancelled before it could, or its owner's run ended
+        first): it counts as cancelled, and its coroutine is closed so that nothing
+        warns it was never awaited.
+        """
+        if self._state is not _PENDING and self._state is not _CANCELLING:
+            return
+
         if self._coro is not None:
             self._coro.close()
 
+        runner, self._runner = self._runner, None
+        if runner is not None and getcoroutinestate(runner) == CORO_CREATED:
+            runner.close()
+
+        self._context = None
         self._state = _CANCELLED
         self._finish()
 
+    def _settle(self) -> None:
+        """
+        The owner's task group has exited: a task that is still not done was cancelled
+        by the backend before its first step (asyncio does that at run end, without
+        running any of its code). Discard it cleanly.
+        """
+        if self._state is _PENDING or self._state is _CANCELLING:
+            self._discard()
+
+    def _unretrieved_failure(self) -> BaseException | None:
+        """The task's exception if it failed and nobody has retrieved it, else None."""
+        if self._state is _FAILED and not self._retrieved:
+            return self._exception
+
+        return None
+
+    def _mark_retrieved(self) -> None:
+        self._retrieved = True
+
     def _finish(self) -> None:
         self._coro = None
+        self._runner = None
         if self._on_finish is not None:
             self._on_finish(self)
 
@@ -167,15 +366,34 @@ class Task(Generic[T]):
         """The task's name (the coroutine's qualified name unless one was given)."""
         return self._name
 
+    def get_name(self) -> str:
+        """Return the task's name (:attr:`name`), as :meth:`asyncio.Task.get_name`."""
+        return self._name
+
+    def set_name(self, value: object) -> None:
+        """
+        Set the task's name, as :meth:`asyncio.Task.set_name` (any object; its ``str()``
+        is used). The name of the underlying backend task is not changed.
+        """
+        self._name = str(value)
+
+    def get_coro(self) -> Coroutine[Any, Any, T] | None:
+        """
+        Return the task's coroutine, as :meth:`asyncio.Task.get_coro`; ``None`` once the
+        task has finished (the handle does not keep it alive).
+        """
+        return self._coro
+
     def done(self) -> bool:
         """Return ``True`` if the task has finished (returned, raised or was cancelled)."""
-        return self._state != _PENDING
+        state = self._state
+        return state is not _PENDING and state is not _CANCELLING
 
     def cancelled(self) -> bool:
         """Return ``True`` if the task finished because it was cancelled."""
-        return self._state == _CANCELLED
+        return self._state is _CANCELLED
 
-    def cancel(self) -> bool:
+    def cancel(self, msg: str | None = None) -> bool:
         """
         Request the cancellation of the task.
 
@@ -183,42 +401,55 @@ class Task(Generic[T]):
         as with :meth:`asyncio.Task.cancel`; a running one receives the cancellation at
         its next checkpoint, and may catch it and finish otherwise, as on every backend.
 
+        :param msg: as with :meth:`asyncio.Task.cancel`: the message of the
+            :exc:`TaskCancelled` that :meth:`result` and ``await task`` raise if the task
+            ends cancelled (the backends' own cancellation exception inside the task
+            does not carry it: trio's cannot)
         :return: ``False`` if the task had already finished, ``True`` otherwise
+        :raises TypeError: if ``msg`` is not a string or ``None``
 
         """
-        if self._state != _PENDING:
+        if msg is not None and not isinstance(msg, str):
+            raise TypeError(f"msg must be a string or None, got {type(msg).__qualname__}")
+
+        state = self._state
+        if state is not _PENDING and state is not _CANCELLING:
             return False
 
-        coro = self._coro
-        if coro is not None and getcoroutinestate(coro) == CORO_CREATED:
-            # Not started yet: it never will be (as with asyncio.Task.cancel()).
-            self._cancel_requested = True
+        self._state = _CANCELLING
+        if msg is not None:
+            self._cancel_message = msg
 
         if self._handle is not None:
             self._handle.cancel()
 
         return True
 
+    def _cancelled_error(self) -> TaskCancelled:
+        message = self._cancel_message
+        return TaskCancelled(message if message is not None else "the task was cancelled")
+
     def result(self) -> T:
         """
         Return the task's result.
 
         :raises TaskNotFinished: if the task has not finished yet
-        :raises TaskCancelled: if the task was cancelled
+        :raises TaskCancelled: if the task was cancelled (with the message given to
+            :meth:`cancel`, if any)
         :raises BaseException: the exception the task raised, unwrapped
 
         """
         state = self._state
-        if state == _FINISHED:
+        if state is _FINISHED:
             return self._result
 
-        if state == _FAILED:
+        if state is _FAILED:
             self._retrieved = True
             assert self._exception is not None
             raise self._exception
 
-        if state == _CANCELLED:
-            raise TaskCancelled("the task was cancelled")
+        if state is _CANCELLED:
+            raise self._cancelled_error()
 
         raise TaskNotFinished("the task has not finished yet")
 
@@ -231,11 +462,11 @@ class Task(Generic[T]):
 
         """
         state = self._state
-        if state == _PENDING:
+        if state is _PENDING or state is _CANCELLING:
             raise TaskNotFinished("the task has not finished yet")
 
-        if state == _CANCELLED:
-            raise TaskCancelled("the task was cancelled")
+        if state is _CANCELLED:
+            raise self._cancelled_error()
 
         self._retrieved = True
         return self._exception
@@ -255,7 +486,7 @@ class Task(Generic[T]):
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {type(fn).__qualname__}")
 
-        if self._state != _PENDING:
+        if self.done():
             call_soon(lambda: self._run_callback(fn))
         elif self._callbacks is None:
             self._callbacks = [fn]
@@ -281,10 +512,20 @@ class Task(Generic[T]):
         """
         Wait until the task has finished, however it finished. Never raises the task's
         exception (only a cancellation of the waiting task itself).
+
+        :raises RuntimeError: if called by the task itself (it would wait forever)
+
         """
-        if self._state != _PENDING:
+        if self.done():
             await checkpoint()
             return
+
+        coro = self._coro
+        if coro is not None and getattr(coro, "cr_running", False):
+            raise RuntimeError(
+                f"task {self._name!r} cannot wait for itself: awaiting its own handle "
+                f"would never return; await it from another task"
+            )
 
         if self._waiter is None:
             self._waiter = anyio.Event()
@@ -299,8 +540,7 @@ class Task(Generic[T]):
         return self._wait_result().__await__()
 
     def __repr__(self) -> str:
-        state = ("pending", "finished", "failed", "cancelled")[self._state]
-        return f"<{type(self).__name__} {self._name!r} {state}>"
+        return f"<{type(self).__name__} {self._name!r} {self._state.name.lower()}>"
 
 
 class TaskGroup:
@@ -314,8 +554,15 @@ class TaskGroup:
     task's failure that the body re-raises (by ``await task``) is reported once.
     Cancelling the task that hosts the group cancels all its tasks.
 
-    A group can be entered once. ``create_task_group()`` returns a new group that can
-    also be used as ``async for group in create_task_group():`` (see
+    A ``KeyboardInterrupt`` or ``SystemExit`` in a task cancels the others and the body
+    like a failure, and comes out of the group in the :exc:`BaseExceptionGroup`, on
+    asyncio too (where a bare task would let it escape the event loop), once every
+    ``finally`` of the cancelled tasks has run.
+
+    A group can be entered again once its block has exited (so one made at import time
+    serves any number of runs); entering it while it is active raises
+    :exc:`RuntimeError`. ``create_task_group()`` returns a new group that can also be
+    used as ``async for group in create_task_group():`` (see
     :func:`create_task_group`).
 
     Example::
@@ -335,20 +582,28 @@ class TaskGroup:
         self.name = name
         self._group: AnyIOTaskGroup | None = None
         self._active = False
-        self._entered = False
         self._tasks: dict[Task[Any], None] = {}
         # The exceptions of the tasks that failed, to recognise one re-raised by the body.
         self._failures: list[BaseException] = []
 
     async def __aenter__(self) -> Self:
-        if self._entered:
-            raise RuntimeError("this task group has already been entered")
+        if self._active:
+            raise RuntimeError(
+                "this task group is already active; it can be entered again once its "
+                "async with block has exited (or use a new TaskGroup)"
+            )
 
-        self._entered = True
-        group = anyio.create_task_group()
-        await group.__aenter__()
-        self._group = group
         self._active = True
+        self._tasks = {}
+        self._failures = []
+        group = anyio.create_task_group()
+        try:
+            await group.__aenter__()
+        except BaseException:
+            self._active = False
+            raise
+
+        self._group = group
         return self
 
     async def __aexit__(
@@ -365,8 +620,18 @@ class TaskGroup:
 
         try:
             return await self._group.__aexit__(exc_type, exc_val, exc_tb)
+        except BaseException as exc:
+            unwrapped = unwrap_interrupts(exc)
+            if unwrapped is exc:
+                raise
+
+            raise unwrapped from None
         finally:
             self._active = False
+            # Tasks that the backend cancelled before their first step (asyncio at run
+            # end): close their coroutines, so that nothing warns.
+            for task in tuple(self._tasks):
+                task._settle()
 
     def __aiter__(self) -> _TaskGroupIteration:
         return _TaskGroupIteration(self)
@@ -395,28 +660,29 @@ class TaskGroup:
 
     def _forget(self, task: Task[Any]) -> None:
         del self._tasks[task]
-        if task._state == _FAILED:
+        if task._state is _FAILED:
             assert task._exception is not None
             self._failures.append(task._exception)
 
-    def _spawn(self, task: Task[T]) -> Task[T]:
+    def _check_active(self) -> AnyIOTaskGroup:
         group = self._group
-        coro = task._coro
-        assert coro is not None
         if not self._active or group is None:
-            coro.close()
             raise RuntimeError(
                 "this task group is not active (not entered yet, or already exited); "
                 "no new tasks can be started"
             )
 
+        return group
+
+    def _spawn(self, coro: Coroutine[Any, Any, T], name: str | None) -> Task[T]:
         try:
-            task._handle = group.create_task(task._run(), name=task._name)
-        except BaseException:
+            group = self._check_active()
+        except RuntimeError:
             coro.close()
             raise
 
-        task._on_finish = self._forget
+        task = Task(coro, name, on_finish=self._forget)
+        task._start(group)
         self._tasks[task] = None
         return task
 
@@ -436,7 +702,7 @@ class TaskGroup:
         """
         check_coroutine(coro, "create_task", name=name)
 
-        return self._spawn(Task(coro, name))
+        return self._spawn(coro, name)
 
     def start_soon(
         self,
@@ -471,9 +737,7 @@ class TaskGroup:
                 f"returned {type(coro).__qualname__}"
             )
 
-        return self._spawn(
-            Task(coro, name if name is not None else callable_name(func))
-        )
+        return self._spawn(coro, name if name is not None else callable_name(func))
 
     async def start(
         self,
@@ -488,22 +752,40 @@ class TaskGroup:
         Typed as AnyIO's and trio's ``start()``: the value is ``Any`` (a ``TaskStatus[T]``
         parameter cannot be matched to ``T`` by mypy).
 
+        The task is listed in :attr:`tasks` from the moment it starts running until it
+        finishes, like the others. An interrupt it raises before calling
+        ``task_status.started()`` is raised here, unwrapped.
+
         :return: the value passed to ``task_status.started()``
         :raises TypeError: if ``func`` is not callable (a coroutine object passed
-            instead is closed), or ``name`` is not a string
+            instead is closed), does not return a coroutine, or ``name`` is not a
+            string
         :raises RuntimeError: if the group is not active, or the task exits without
             calling ``task_status.started()``
 
         """
         check_callable("start()", "func", func, usage="start({}, ...)")
         check_optional_str("name", name, "start()")
-        if not self._active or self._group is None:
-            raise RuntimeError(
-                "this task group is not active (not entered yet, or already exited); "
-                "no new tasks can be started"
-            )
+        group = self._check_active()
 
-        return await self._group.start(func, *args, name=name)
+        task_name = name if name is not None else callable_name(func)
+
+        async def run_started(*, task_status: AnyIOTaskStatus[Any]) -> None:
+            coro = func(*args, task_status=task_status)
+            if not iscoroutine(coro):
+                raise TypeError(
+                    f"start() expects a coroutine function, but {callable_name(func)!r} "
+                    f"returned {type(coro).__qualname__}"
+                )
+
+            task: Task[Any] = Task(coro, task_name, on_finish=self._forget)
+            self._tasks[task] = None
+            await task._run()
+
+        try:
+            return await group.start(run_started, name=task_name)
+        except Interrupted as exc:
+            raise exc.interrupt from None
 
 
 class _HostState:
@@ -543,7 +825,13 @@ async def _host_group(state: _HostState) -> None:
         raise  # the run is ending: let the backend finish this task
     except BaseException as exc:
         state.error = exc
-        if state.abandoned:
+        interrupt = find_interrupt(exc) if state.abandoned else None
+        if interrupt is not None:
+            # Nobody will see the group's exception now; an interrupt is not a failure
+            # to log: it ends the run (API.md rule 7).
+            if not await interrupt_run(interrupt):
+                raise interrupt from None
+        elif state.abandoned:
             logger.error(
                 "task group %r failed after its async for loop was left",
                 state.group.name,
@@ -565,7 +853,8 @@ class _TaskGroupIteration:
     group, the second (the loop ending normally) waits for every task and raises their
     failures as an ``ExceptionGroup``. Leaving the loop early cancels every task of the
     group at once (when CPython frees this iterator, which it does as soon as the loop
-    is left); failures nobody will see are logged on the ``anyconc`` logger. A child's
+    is left) but cannot wait for them: nothing runs between ``break`` and the next
+    statement; failures nobody will see are logged on the ``anyconc`` logger. A child's
     failure cancels its siblings but not the loop body. If the caller is cancelled while
     the loop ends, the group is cancelled and waited for; then its failures are raised
     if it had any (as ``async with`` does), else the cancellation.
@@ -639,12 +928,21 @@ def create_task_group(*, name: str | None = None) -> TaskGroup:
     Create a :class:`TaskGroup`.
 
     Use it as ``async with create_task_group() as group:``, or as
-    ``async for group in create_task_group():`` (one iteration; the group waits for its
-    tasks when the loop ends, and raises their failures as an ``ExceptionGroup``).
-    Leaving the ``async for`` loop early, by ``break`` or an exception, cancels every
-    task of the group: no task keeps running unobserved. In the ``async for`` form the
-    group's tasks run in a task of the event-loop run, so a child's failure cancels its
-    siblings, not the loop body; prefer ``async with`` in new code.
+    ``async for group in create_task_group():`` (one iteration). In the ``async for``
+    form:
+
+    * a loop that runs to its end waits for every task, and raises their failures as
+      an ``ExceptionGroup``, like ``async with``;
+    * a loop left early (``break``, ``return``, an exception) cancels every task of the
+      group at once, but *cannot wait for them*: Python calls nothing on the iterator
+      at that point, so no implementation can. The code after the loop starts while
+      their cleanup (``finally`` blocks) is still to run. Their failures are logged on
+      the ``anyconc`` logger, and nothing warns if the run ends meanwhile. Code that
+      must leave early *and* wait uses ``async with``;
+    * the group's tasks run in a task of the event-loop run, so a child's failure
+      cancels its siblings, not the loop body.
+
+    Prefer ``async with`` in new code.
 
     :param name: a name for the group, for introspection
 

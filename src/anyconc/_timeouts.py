@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import math
+import sys
 from collections.abc import Awaitable
 from contextlib import AbstractContextManager
 from types import TracebackType
@@ -14,7 +15,11 @@ import anyio
 from anyio import CancelScope
 from anyio.lowlevel import checkpoint_if_cancelled
 
+from ._tasks import INTERRUPTS, Interrupted, find_interrupt
 from ._util import check_awaitable, check_number
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 __all__ = ["Timeout", "shield", "timeout"]
 
@@ -233,7 +238,9 @@ async def shield(aw: Awaitable[T]) -> T:
       and the cancellation is raised.
 
     Without a cancellation, ``aw``'s result is returned and its exception raised
-    unchanged. ``aw`` is awaited in a child task (so that a native asyncio cancellation
+    unchanged; a ``KeyboardInterrupt`` or ``SystemExit`` from ``aw`` is raised
+    unwrapped, on asyncio too (where the child task would let it escape the event
+    loop). ``aw`` is awaited in a child task (so that a native asyncio cancellation
     of the caller cannot reach it), which means changes that ``aw`` makes to context
     variables are not seen by the caller, as with :func:`asyncio.shield`. ``aw`` is
     awaited even when the caller is already cancelled when calling ``shield()``.
@@ -261,12 +268,24 @@ async def shield(aw: Awaitable[T]) -> T:
                 value = await aw
             except Exception as exc:
                 outcome.append((False, exc))
+            except INTERRUPTS as exc:
+                raise Interrupted(exc) from None  # see _tasks.Interrupted
             else:
                 outcome.append((True, value))
 
     try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(run, name=f"anyconc.shield({aw!r})")
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(run, name=f"anyconc.shield({aw!r})")
+        except BaseExceptionGroup as exc_group:
+            # An interrupt of the shielded work (the only thing run() lets out) reaches
+            # the caller unwrapped, on asyncio too (API.md rule 7).
+            interrupt = find_interrupt(exc_group)
+            if interrupt is None:
+                raise
+
+            raise interrupt from None
+
         # trio lets a nursery exit normally when the cancellation arrived while it
         # waited for its (shielded) child: deliver it now, on every backend.
         await checkpoint_if_cancelled()

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeAlias, TypedDict
@@ -43,9 +44,13 @@ import anyio
 from anyio.abc import TaskGroup as AnyIOTaskGroup
 from anyio.abc import TaskStatus
 
-from ._background import BackgroundTasks, current_owner
+from ._background import BackgroundTasks, check_limits, current_owner
 from ._lowlevel import PerRun
+from ._tasks import INTERRUPTS, Interrupted, find_interrupt
 from ._util import check_optional_str, check_shutdown_timeout
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT",
@@ -97,6 +102,12 @@ class BackgroundTasksStatus(TypedDict):
     active_tasks: int
     #: The running tasks, oldest first.
     tasks: list[TaskInfo]
+    #: Number of tasks waiting for room under ``limit`` (not started yet).
+    waiting_tasks: int
+    #: The supervisor's ``limit`` (most tasks running at once), ``None`` if unbounded.
+    limit: int | None
+    #: The supervisor's ``pending_limit`` (most tasks waiting), ``None`` if unbounded.
+    pending_limit: int | None
     #: Tasks started, finished (whatever the outcome) and failed since the supervisor
     #: was made (from :meth:`BackgroundTasks.statistics`).
     started_tasks: int
@@ -108,7 +119,8 @@ def background_tasks_status(
     supervisor: BackgroundTasks | None = None,
 ) -> BackgroundTasksStatus:
     """
-    Describe the running tasks of ``supervisor``: how many, their names and ages, and
+    Describe the running tasks of ``supervisor``: how many, their names and ages; how
+    many wait for room under its ``limit`` (counted, not listed), with its limits; and
     its counters (from :meth:`~anyconc.BackgroundTasks.statistics`).
 
     Without ``supervisor``, describe the one that owns :func:`create_background_task`
@@ -143,6 +155,9 @@ def background_tasks_status(
                 "supervisor": None,
                 "active_tasks": 0,
                 "tasks": [],
+                "waiting_tasks": 0,
+                "limit": None,
+                "pending_limit": None,
                 "started_tasks": 0,
                 "finished_tasks": 0,
                 "failed_tasks": 0,
@@ -162,6 +177,9 @@ def background_tasks_status(
         "supervisor": stats.name,
         "active_tasks": len(infos),
         "tasks": infos,
+        "waiting_tasks": stats.waiting,
+        "limit": supervisor.limit,
+        "pending_limit": supervisor.pending_limit,
         "started_tasks": stats.started,
         "finished_tasks": stats.finished,
         "failed_tasks": stats.failed,
@@ -175,8 +193,20 @@ class _SupervisorHost:
     opened it.
     """
 
-    def __init__(self, *, name: str | None, shutdown_timeout: float | None) -> None:
-        self.supervisor = BackgroundTasks(name=name, shutdown_timeout=shutdown_timeout)
+    def __init__(
+        self,
+        *,
+        name: str | None,
+        shutdown_timeout: float | None,
+        limit: int | None = None,
+        pending_limit: int | None = None,
+    ) -> None:
+        self.supervisor = BackgroundTasks(
+            name=name,
+            shutdown_timeout=shutdown_timeout,
+            limit=limit,
+            pending_limit=pending_limit,
+        )
         self._name = name
         self._shutdown_timeout = shutdown_timeout
         self._stop = anyio.Event()
@@ -197,7 +227,18 @@ class _SupervisorHost:
     async def drain(self) -> None:
         """Stop accepting, wait up to the grace period, cancel the rest, wait for them."""
         pending = self.supervisor.active
-        if pending:
+        waiting = self.supervisor.waiting
+        if waiting:
+            logger.info(
+                "%s: shutdown: waiting up to %s for %d running and %d waiting "
+                "background task(s)",
+                self._label(),
+                self._grace(),
+                len(pending),
+                len(waiting),
+            )
+            pending += waiting
+        elif pending:
             logger.info(
                 "%s: shutdown: waiting up to %s for %d running background task(s)",
                 self._label(),
@@ -219,7 +260,8 @@ class _SupervisorHost:
 
     async def abort(self) -> None:
         """Cancel every task now and close the supervisor (the app failed)."""
-        for task in self.supervisor.active:
+        # Waiting ones first: a cancelled running one must not give them room.
+        for task in self.supervisor.waiting + self.supervisor.active:
             task.cancel()
 
         self._stop.set()
@@ -300,17 +342,29 @@ class BackgroundTasksMiddleware:
       time and serve any number of event-loop runs, one after another, on any backend.
       Its supervisor is per run.
 
+    Under load, ``limit`` and ``pending_limit`` bound the supervisor (see
+    :class:`~anyconc.BackgroundTasks`): at most ``limit`` background tasks run, at most
+    ``pending_limit`` wait, and then :func:`~anyconc.create_background_task` raises
+    :exc:`~anyconc.BackgroundTasksFull`, which a handler turns into ``429 Too Many
+    Requests``. The drain at shutdown covers the waiting tasks too. (Without lifespan
+    support in the server, the run-wide default supervisor is used: it has no limits.)
+
     Example::
 
         app = BackgroundTasksMiddleware(starlette_app, shutdown_timeout=5.0)
+        app = BackgroundTasksMiddleware(starlette_app, limit=50, pending_limit=500)
 
     :param app: the ASGI application to wrap
     :param shutdown_timeout: the grace period, in seconds, given to running background
         tasks at shutdown before they are cancelled (``None``: wait without limit)
     :param name: the supervisor's name (shown in logs and in :meth:`status`)
     :param state_key: key of the supervisor in the lifespan ``state``, or ``None``
+    :param limit: the most background tasks running at once (``None``: no limit)
+    :param pending_limit: the most background tasks waiting for room while ``limit``
+        run (``None``: no limit); needs ``limit``
     :raises TypeError: if ``app`` is not callable, or an argument has the wrong type
-    :raises ValueError: if ``shutdown_timeout`` is negative or NaN
+    :raises ValueError: if ``shutdown_timeout`` is negative or NaN, a limit is less
+        than 1, or ``pending_limit`` is given without ``limit``
 
     """
 
@@ -321,6 +375,8 @@ class BackgroundTasksMiddleware:
         shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
         name: str | None = None,
         state_key: str | None = DEFAULT_STATE_KEY,
+        limit: int | None = None,
+        pending_limit: int | None = None,
     ) -> None:
         if not callable(app):
             raise TypeError(
@@ -331,10 +387,13 @@ class BackgroundTasksMiddleware:
         check_shutdown_timeout(shutdown_timeout)
         check_optional_str("name", name)
         check_optional_str("state_key", state_key)
+        check_limits(limit, pending_limit, "BackgroundTasksMiddleware()")
         self.app = app
         self.shutdown_timeout = shutdown_timeout
         self.name = name
         self.state_key = state_key
+        self.limit = limit
+        self.pending_limit = pending_limit
         self._runs: PerRun[_RunState] = PerRun(_RunState)
 
     def __repr__(self) -> str:
@@ -411,145 +470,233 @@ class BackgroundTasksMiddleware:
 
         run = self._runs.get()
         run.lifespan_seen = True
-        host = _SupervisorHost(name=self.name, shutdown_timeout=self.shutdown_timeout)
-        # The wrapped app's lifespan runs in a task of its own and talks to us through
-        # these streams: we decide when it sees each message (after the supervisor is
-        # up; after it is drained) and we see when it returns or raises. Exceptions are
-        # raised from here only after the task group has exited, so that the server
-        # gets the app's exception itself, not an exception group around it.
-        to_app_send, to_app_receive = anyio.create_memory_object_stream[Message](1)
-        from_app_send, from_app_receive = anyio.create_memory_object_stream[
+        await _Lifespan(self, run, scope, receive, send).run(message)
+
+
+class _Ended:
+    """A lifespan step ended the conversation: with ``error``, or cleanly (``None``)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
+
+
+class _Lifespan:
+    """
+    One ASGI lifespan conversation of :class:`BackgroundTasksMiddleware`, in three
+    steps: :meth:`startup` (supervisor up, then the wrapped app's startup),
+    :meth:`serve` (until the server's shutdown message, or the app's lifespan ends),
+    :meth:`shutdown` (supervisor drained, then the app's shutdown). Each step returns
+    an :class:`_Ended` when the conversation is over.
+
+    The wrapped app's lifespan runs in a task of its own and talks to us through two
+    streams: we decide when it sees each message (after the supervisor is up; after it
+    is drained) and we see when it returns or raises. Exceptions are raised from
+    :meth:`run` only after the task group has exited, so that the server gets the
+    app's exception itself, not an exception group around it.
+    """
+
+    def __init__(
+        self,
+        middleware: BackgroundTasksMiddleware,
+        run: _RunState,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        self.middleware = middleware
+        self.run_state = run
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.host = _SupervisorHost(
+            name=middleware.name,
+            shutdown_timeout=middleware.shutdown_timeout,
+            limit=middleware.limit,
+            pending_limit=middleware.pending_limit,
+        )
+        self.to_app_send, self.to_app_receive = anyio.create_memory_object_stream[
+            Message
+        ](1)
+        self.from_app_send, self.from_app_receive = anyio.create_memory_object_stream[
             "Message | _InnerExit"
         ](math.inf)
-        app_read = 0
+        self.app_read = 0  # how many messages the app has asked for
+        self.app_alive = False
 
-        async def app_receive() -> Message:
-            nonlocal app_read
-            app_read += 1
-            return await to_app_receive.receive()
-
-        async def app_send(message: Message) -> None:
-            await from_app_send.send(message)
-
-        async def run_app() -> None:
-            app_error: Exception | None = None
-            try:
-                await self.app(scope, app_receive, app_send)
-            except Exception as exc:
-                app_error = exc
-            finally:
-                from_app_send.send_nowait(_InnerExit(app_error))
-
-        async def wait_app_exit() -> Exception | None:
-            while True:
-                item = await from_app_receive.receive()
-                if isinstance(item, _InnerExit):
-                    return item.error
-
-        async def converse(task_group: AnyIOTaskGroup) -> Exception | None:
-            error: Exception | None = None
-            supervisor = await host.start(task_group)
-            run.supervisor = supervisor
-            state = scope.get("state")
-            if self.state_key is not None and isinstance(state, MutableMapping):
-                state[self.state_key] = supervisor
-
-            task_group.start_soon(run_app, name="anyconc.asgi wrapped lifespan")
-            await to_app_send.send(message)
-            reply = await from_app_receive.receive()
-            app_alive = True
-            if isinstance(reply, _InnerExit):
-                app_alive = False
-                if reply.error is not None and app_read > 0:
-                    # Startup failed by raising: fail the same way, cleaned up.
-                    await host.abort()
-                    return reply.error
-
-                # No lifespan support in the wrapped app: we do the protocol.
-                logger.debug(
-                    "%r: the wrapped app does not support lifespan (%r); "
-                    "the middleware completes the lifespan protocol alone",
-                    self,
-                    reply.error,
-                )
-                reply = {"type": "lifespan.startup.complete"}
-            elif reply["type"] != "lifespan.startup.complete":
-                # lifespan.startup.failed: nothing will run, cancel at once.
-                await host.abort()
-                await send(reply)
-                return await wait_app_exit()
-
-            await send(reply)
-            # Serving: wait for the server's shutdown, or for the wrapped app's
-            # lifespan to end on its own.
-            shutdown: Message | None = None
-            async with anyio.create_task_group() as waiters:
-
-                async def wait_server() -> None:
-                    nonlocal shutdown
-                    shutdown = await receive()
-                    waiters.cancel_scope.cancel()
-
-                waiters.start_soon(wait_server)
-                if app_alive:
-                    error = await wait_app_exit()
-                    app_alive = False
-                    waiters.cancel_scope.cancel()
-
-            if error is not None:
-                # The app's lifespan crashed while serving: stop now.
-                await host.abort()
-                return error
-
-            if shutdown is None:
-                # The wrapped app ended its lifespan early, cleanly: keep the
-                # supervisor until the server shuts down.
-                shutdown = await receive()
-
-            if shutdown["type"] != "lifespan.shutdown":
-                await host.abort()
-                return RuntimeError(
-                    f"expected the ASGI message 'lifespan.shutdown', "
-                    f"got {shutdown['type']!r}"
-                )
-
-            await host.drain()
-            if not app_alive:
-                await send({"type": "lifespan.shutdown.complete"})
-                return None
-
-            await to_app_send.send(shutdown)
-            reply = await from_app_receive.receive()
-            if isinstance(reply, _InnerExit):
-                if reply.error is not None:
-                    return reply.error
-
-                reply = {"type": "lifespan.shutdown.complete"}
-                await send(reply)
-                return None
-
-            await send(reply)
-            return await wait_app_exit()
-
+    async def run(self, startup: Message) -> None:
         error: Exception | None = None
         try:
             async with anyio.create_task_group() as task_group:
                 try:
-                    error = await converse(task_group)
+                    error = await self._converse(task_group, startup)
                 except Exception as exc:
                     # The server's receive() or send() raised (hypercorn raises from
                     # send() on a failed startup): stop everything, pass it on.
                     error = exc
                     task_group.cancel_scope.cancel()
+        except BaseExceptionGroup as exc_group:
+            # An interrupt raised by the app's lifespan (carried out of its task, see
+            # _tasks.Interrupted) reaches the server unwrapped (API.md rule 7).
+            interrupt = find_interrupt(exc_group)
+            if interrupt is None:
+                raise
+
+            raise interrupt from None
         finally:
-            run.supervisor = None
-            to_app_send.close()
-            from_app_receive.close()
-            from_app_send.close()
-            to_app_receive.close()
+            self.run_state.supervisor = None
+            for stream in (
+                self.to_app_send,
+                self.from_app_receive,
+                self.from_app_send,
+                self.to_app_receive,
+            ):
+                stream.close()
 
         if error is not None:
             raise error
+
+    async def _converse(
+        self, task_group: AnyIOTaskGroup, startup: Message
+    ) -> Exception | None:
+        ended = await self.startup(task_group, startup)
+        if ended is not None:
+            return ended.error
+
+        shutdown = await self.serve()
+        if isinstance(shutdown, _Ended):
+            return shutdown.error
+
+        return (await self.shutdown(shutdown)).error
+
+    # -- the wrapped app's side --------------------------------------------------------
+
+    async def _app_receive(self) -> Message:
+        self.app_read += 1
+        return await self.to_app_receive.receive()
+
+    async def _app_send(self, message: Message) -> None:
+        await self.from_app_send.send(message)
+
+    async def _run_app(self) -> None:
+        app_error: Exception | None = None
+        try:
+            await self.middleware.app(self.scope, self._app_receive, self._app_send)
+        except Exception as exc:
+            app_error = exc
+        except INTERRUPTS as exc:
+            raise Interrupted(exc) from None  # see _tasks.Interrupted
+        finally:
+            self.from_app_send.send_nowait(_InnerExit(app_error))
+
+    async def _wait_app_exit(self) -> Exception | None:
+        while True:
+            item = await self.from_app_receive.receive()
+            if isinstance(item, _InnerExit):
+                return item.error
+
+    # -- the three steps ---------------------------------------------------------------
+
+    async def startup(
+        self, task_group: AnyIOTaskGroup, message: Message
+    ) -> _Ended | None:
+        """Open the supervisor, then pass startup on to the app; ``None``: serving."""
+        host = self.host
+        supervisor = await host.start(task_group)
+        self.run_state.supervisor = supervisor
+        state = self.scope.get("state")
+        key = self.middleware.state_key
+        if key is not None and isinstance(state, MutableMapping):
+            state[key] = supervisor
+
+        task_group.start_soon(self._run_app, name="anyconc.asgi wrapped lifespan")
+        await self.to_app_send.send(message)
+        reply = await self.from_app_receive.receive()
+        self.app_alive = True
+        if isinstance(reply, _InnerExit):
+            self.app_alive = False
+            if reply.error is not None and self.app_read > 0:
+                # Startup failed by raising: fail the same way, cleaned up.
+                await host.abort()
+                return _Ended(reply.error)
+
+            # No lifespan support in the wrapped app: we do the protocol.
+            logger.debug(
+                "%r: the wrapped app does not support lifespan (%r); "
+                "the middleware completes the lifespan protocol alone",
+                self.middleware,
+                reply.error,
+            )
+            reply = {"type": "lifespan.startup.complete"}
+        elif reply["type"] != "lifespan.startup.complete":
+            # lifespan.startup.failed: nothing will run, cancel at once.
+            await host.abort()
+            await self.send(reply)
+            return _Ended(await self._wait_app_exit())
+
+        await self.send(reply)
+        return None
+
+    async def serve(self) -> Message | _Ended:
+        """
+        Wait for the server's shutdown message, or for the wrapped app's lifespan to
+        end on its own; return the shutdown message.
+        """
+        shutdown: Message | None = None
+        error: Exception | None = None
+        async with anyio.create_task_group() as waiters:
+
+            async def wait_server() -> None:
+                nonlocal shutdown
+                shutdown = await self.receive()
+                waiters.cancel_scope.cancel()
+
+            waiters.start_soon(wait_server)
+            if self.app_alive:
+                error = await self._wait_app_exit()
+                self.app_alive = False
+                waiters.cancel_scope.cancel()
+
+        if error is not None:
+            # The app's lifespan crashed while serving: stop now.
+            await self.host.abort()
+            return _Ended(error)
+
+        if shutdown is None:
+            # The wrapped app ended its lifespan early, cleanly: keep the supervisor
+            # until the server shuts down.
+            shutdown = await self.receive()
+
+        if shutdown["type"] != "lifespan.shutdown":
+            await self.host.abort()
+            return _Ended(
+                RuntimeError(
+                    f"expected the ASGI message 'lifespan.shutdown', "
+                    f"got {shutdown['type']!r}"
+                )
+            )
+
+        return shutdown
+
+    async def shutdown(self, message: Message) -> _Ended:
+        """Drain the supervisor, then pass shutdown on to the app."""
+        await self.host.drain()
+        if not self.app_alive:
+            await self.send({"type": "lifespan.shutdown.complete"})
+            return _Ended(None)
+
+        await self.to_app_send.send(message)
+        reply = await self.from_app_receive.receive()
+        if isinstance(reply, _InnerExit):
+            if reply.error is not None:
+                return _Ended(reply.error)
+
+            await self.send({"type": "lifespan.shutdown.complete"})
+            return _Ended(None)
+
+        await self.send(reply)
+        return _Ended(await self._wait_app_exit())
 
 
 @asynccontextmanager
@@ -573,6 +720,8 @@ def background_tasks_lifespan(
     shutdown_timeout: float | None = DEFAULT_SHUTDOWN_TIMEOUT,
     name: str | None = None,
     state_key: str | None = DEFAULT_STATE_KEY,
+    limit: int | None = None,
+    pending_limit: int | None = None,
 ) -> Callable[[Any], AbstractAsyncContextManager[dict[str, Any]]]:
     """
     Make a Starlette-style ``lifespan=`` callable that owns the app's background tasks.
@@ -605,10 +754,14 @@ def background_tasks_lifespan(
         tasks at shutdown before they are cancelled (``None``: wait without limit)
     :param name: the supervisor's name (shown in logs and in the status)
     :param state_key: key of the supervisor in the lifespan state, or ``None``
+    :param limit: the most background tasks running at once (``None``: no limit)
+    :param pending_limit: the most background tasks waiting for room while ``limit``
+        run (``None``: no limit); needs ``limit``
     :return: a lifespan factory: ``app -> async context manager yielding the state``
     :raises TypeError: if ``lifespan`` is not callable, or an argument has the wrong
         type
-    :raises ValueError: if ``shutdown_timeout`` is negative or NaN
+    :raises ValueError: if ``shutdown_timeout`` is negative or NaN, a limit is less
+        than 1, or ``pending_limit`` is given without ``limit``
 
     """
     if lifespan is not None and not callable(lifespan):
@@ -620,6 +773,7 @@ def background_tasks_lifespan(
     check_shutdown_timeout(shutdown_timeout)
     check_optional_str("name", name)
     check_optional_str("state_key", state_key)
+    check_limits(limit, pending_limit, "background_tasks_lifespan()")
 
     def make_state(
         inner: Mapping[str, Any] | None, supervisor: BackgroundTasks
@@ -636,7 +790,12 @@ def background_tasks_lifespan(
         # sees the original exception rather than an exception group around it.
         error: Exception | None = None
         async with anyio.create_task_group() as task_group:
-            host = _SupervisorHost(name=name, shutdown_timeout=shutdown_timeout)
+            host = _SupervisorHost(
+                name=name,
+                shutdown_timeout=shutdown_timeout,
+                limit=limit,
+                pending_limit=pending_limit,
+            )
             supervisor = await host.start(task_group)
             try:
                 if lifespan is None:
