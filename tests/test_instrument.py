@@ -206,6 +206,37 @@ async def test_background_drain_that_cancels(recorder: Recorder) -> None:
     assert recorder.of(BackgroundTaskFailed) == []
 
 
+async def test_background_events_under_a_limit(recorder: Recorder) -> None:
+    # A waiting task is started (and reported) when it leaves the line; at shutdown the
+    # waiting ones are cancelled with the running ones.
+    release = anyio.Event()
+    async with BackgroundTasks(
+        name="lim", limit=1, pending_limit=5, shutdown_timeout=0
+    ) as tasks:
+        tasks.create_task(release.wait(), name="first")
+        tasks.create_task(anyio.sleep_forever(), name="second")
+        tasks.create_task(anyio.sleep_forever(), name="third")
+        await anyio.wait_all_tasks_blocked()
+        assert recorder.of(BackgroundTaskStarted) == [
+            BackgroundTaskStarted("lim", "first")
+        ]
+        release.set()
+        await anyio.wait_all_tasks_blocked()
+        assert recorder.of(BackgroundTaskStarted) == [
+            BackgroundTaskStarted("lim", "first"),
+            BackgroundTaskStarted("lim", "second"),
+        ]
+        assert tasks.statistics().waiting == 1
+
+    drain = recorder.of(BackgroundDrainStarted, BackgroundDrainFinished)
+    assert drain[0] == BackgroundDrainStarted("lim", 2, 0)
+    assert isinstance(drain[1], BackgroundDrainFinished)
+    assert (drain[1].finished, drain[1].cancelled) == (0, 2)
+    assert len(recorder.of(BackgroundTaskStarted)) == 2
+    stats = tasks.statistics()
+    assert (stats.started, stats.finished, stats.cancelled_at_shutdown) == (2, 2, 2)
+
+
 async def test_drain_on_cancellation_has_no_grace_period(recorder: Recorder) -> None:
     with anyio.CancelScope() as scope:
         async with BackgroundTasks(name="c", shutdown_timeout=30) as tasks:

@@ -251,6 +251,34 @@ async def test_background_tasks_statistics() -> None:
     )
 
 
+async def test_background_tasks_statistics_under_a_limit() -> None:
+    # A task counts as started when it leaves the waiting line; one cancelled while
+    # waiting never started, so it never finishes either.
+    supervisor = BackgroundTasks(name="lim", limit=1, pending_limit=2)
+    release = anyio.Event()
+    async with supervisor:
+        supervisor.create_task(release.wait())
+        second = supervisor.create_task(checkpoint())
+        third = supervisor.create_task(anyio.sleep_forever())
+        await anyio.wait_all_tasks_blocked()
+        assert supervisor.statistics() == BackgroundTasksStatistics(
+            "lim", True, 1, 2, 1, 0, 0, 0
+        )
+        third.cancel()
+        await third.wait()
+        assert supervisor.statistics() == BackgroundTasksStatistics(
+            "lim", True, 1, 1, 1, 0, 0, 0
+        )
+        release.set()
+        await second.wait()
+        assert supervisor.statistics() == BackgroundTasksStatistics(
+            "lim", True, 0, 0, 2, 2, 0, 0
+        )
+    assert supervisor.statistics() == BackgroundTasksStatistics(
+        "lim", False, 0, 0, 2, 2, 0, 0
+    )
+
+
 # -- names and reprs -------------------------------------------------------------------
 
 
