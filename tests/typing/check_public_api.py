@@ -33,6 +33,7 @@ from anyconc import (
     BackgroundTask,
     BackgroundTaskFailed,
     BackgroundTasks,
+    BackgroundTasksFull,
     BackgroundTasksStatistics,
     BackgroundTaskStarted,
     Barrier,
@@ -83,6 +84,12 @@ from anyconc import (
     syncify,
     timeout,
     unsubscribe,
+)
+from anyconc.asgi import (
+    BackgroundTasksMiddleware,
+    BackgroundTasksStatus,
+    background_tasks_lifespan,
+    background_tasks_status,
 )
 from anyconc.otel import OpenTelemetryObserver
 from anyconc.prometheus import PrometheusObserver
@@ -155,10 +162,33 @@ async def background() -> None:
         assert_type(supervisor, BackgroundTasks)
         assert_type(supervisor.create_task(fetch_str()), BackgroundTask[str])
         assert_type(supervisor.active, tuple[BackgroundTask[Any], ...])
+    async with BackgroundTasks(limit=10, pending_limit=100) as limited:
+        assert_type(await limited.spawn(fetch_str(), name="s"), BackgroundTask[str])
+        assert_type(limited.waiting, tuple[BackgroundTask[Any], ...])
+        assert_type(limited.limit, int | None)
+        assert_type(limited.pending_limit, int | None)
+        try:
+            assert_type(limited.create_task(fetch_int(1)).waiting(), bool)
+        except BackgroundTasksFull as full:
+            assert_type(full, BackgroundTasksFull)
+    BackgroundTasks(limit="1")  # type: ignore[arg-type]
     task = create_background_task(fetch_int(1), name="n")
     assert_type(task, BackgroundTask[int])
     assert_type(await task, int)
     create_background_task(fetch_int)  # type: ignore[arg-type]
+
+
+async def asgi_limits(app: Any) -> None:
+    middleware = BackgroundTasksMiddleware(app, limit=10, pending_limit=100)
+    assert_type(middleware, BackgroundTasksMiddleware)
+    background_tasks_lifespan(limit=10, pending_limit=None)
+    status = background_tasks_status()
+    assert_type(status, BackgroundTasksStatus)
+    assert_type(status["waiting_tasks"], int)
+    assert_type(status["limit"], int | None)
+    assert_type(status["pending_limit"], int | None)
+    assert_type(status["started_tasks"], int)
+    assert_type(status["failed_tasks"], int)
 
 
 async def lazy_and_events() -> None:
@@ -362,6 +392,7 @@ def statistics() -> None:
     assert_type(supervisor, BackgroundTasksStatistics)
     assert_type(supervisor.failed, int)
     assert_type(supervisor.accepting, bool)
+    assert_type(supervisor.waiting, int)
     Queue[int](name=1)  # type: ignore[arg-type]
 
 
