@@ -474,12 +474,17 @@ class BackgroundTasksMiddleware:
 
 
 class _Ended:
-    """A lifespan step ended the conversation: with ``error``, or cleanly (``None``)."""
+    """
+    A lifespan step ended the conversation: with ``error``, or cleanly (``None``);
+    ``final``: the message still to send to the server (``lifespan.shutdown.complete``
+    or the app's shutdown reply), sent by :meth:`_Lifespan.run` as its very last step.
+    """
 
-    __slots__ = ("error",)
+    __slots__ = ("error", "final")
 
-    def __init__(self, error: Exception | None) -> None:
+    def __init__(self, error: Exception | None, final: Message | None = None) -> None:
         self.error = error
+        self.final = final
 
 
 class _Lifespan:
@@ -495,6 +500,11 @@ class _Lifespan:
     is drained) and we see when it returns or raises. Exceptions are raised from
     :meth:`run` only after the task group has exited, so that the server gets the
     app's exception itself, not an exception group around it.
+
+    The shutdown reply (``lifespan.shutdown.complete``, or the app's own) is sent last,
+    after the task group has exited, with no checkpoint after it: a server may cancel
+    the lifespan task as soon as it has it (hypercorn does, on asyncio), and nothing
+    must be left to run then.
     """
 
     def __init__(
@@ -526,15 +536,15 @@ class _Lifespan:
         self.app_alive = False
 
     async def run(self, startup: Message) -> None:
-        error: Exception | None = None
+        ended = _Ended(None)
         try:
             async with anyio.create_task_group() as task_group:
                 try:
-                    error = await self._converse(task_group, startup)
+                    ended = await self._converse(task_group, startup)
                 except Exception as exc:
                     # The server's receive() or send() raised (hypercorn raises from
                     # send() on a failed startup): stop everything, pass it on.
-                    error = exc
+                    ended = _Ended(exc)
                     task_group.cancel_scope.cancel()
         except BaseExceptionGroup as exc_group:
             # An interrupt raised by the app's lifespan (carried out of its task, see
@@ -554,21 +564,21 @@ class _Lifespan:
             ):
                 stream.close()
 
-        if error is not None:
-            raise error
+        if ended.final is not None:
+            await self.send(ended.final)  # the last step (see the class docstring)
+        if ended.error is not None:
+            raise ended.error
 
-    async def _converse(
-        self, task_group: AnyIOTaskGroup, startup: Message
-    ) -> Exception | None:
+    async def _converse(self, task_group: AnyIOTaskGroup, startup: Message) -> _Ended:
         ended = await self.startup(task_group, startup)
         if ended is not None:
-            return ended.error
+            return ended
 
         shutdown = await self.serve()
         if isinstance(shutdown, _Ended):
-            return shutdown.error
+            return shutdown
 
-        return (await self.shutdown(shutdown)).error
+        return await self.shutdown(shutdown)
 
     # -- the wrapped app's side --------------------------------------------------------
 
@@ -680,11 +690,14 @@ class _Lifespan:
         return shutdown
 
     async def shutdown(self, message: Message) -> _Ended:
-        """Drain the supervisor, then pass shutdown on to the app."""
+        """
+        Drain the supervisor, then pass shutdown on to the app; the reply to the server
+        is left to :meth:`run` (``_Ended.final``).
+        """
         await self.host.drain()
+        complete: Message = {"type": "lifespan.shutdown.complete"}
         if not self.app_alive:
-            await self.send({"type": "lifespan.shutdown.complete"})
-            return _Ended(None)
+            return _Ended(None, complete)
 
         await self.to_app_send.send(message)
         reply = await self.from_app_receive.receive()
@@ -692,11 +705,10 @@ class _Lifespan:
             if reply.error is not None:
                 return _Ended(reply.error)
 
-            await self.send({"type": "lifespan.shutdown.complete"})
-            return _Ended(None)
+            return _Ended(None, complete)
 
-        await self.send(reply)
-        return _Ended(await self._wait_app_exit())
+        # The app's reply goes to the server once the app's lifespan has returned.
+        return _Ended(await self._wait_app_exit(), reply)
 
 
 @asynccontextmanager
