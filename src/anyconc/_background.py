@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import logging
 import math
 import sys
 import weakref
@@ -16,7 +15,7 @@ from anyio import NoEventLoopError, get_cancelled_exc_class
 
 from ._lowlevel import current_run, current_time, spawn_run_task
 from ._tasks import _FAILED, Task, check_coroutine
-from ._util import check_optional_str, check_shutdown_timeout
+from ._util import DEBUG, WARNING, check_optional_str, check_shutdown_timeout, logger
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -34,8 +33,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-logger = logging.getLogger("anyconc")
 
 
 class _RunState:
@@ -310,9 +307,9 @@ class BackgroundTasks:
                 exc_type, exc_val, exc_tb = type(exc), exc, exc.__traceback__
 
         self._cancel_remaining(
-            logging.DEBUG
+            DEBUG
             if exc_type is not None and issubclass(exc_type, cancelled_exc_class)
-            else logging.WARNING
+            else WARNING
         )
         return await group.__aexit__(exc_type, exc_val, exc_tb)
 

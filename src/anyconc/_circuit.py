@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-import logging
 import math
 import sys
 import weakref
@@ -18,7 +17,7 @@ from anyio import NoEventLoopError, get_cancelled_exc_class
 from anyio.lowlevel import checkpoint
 
 from ._runtoken import current_run
-from ._util import callable_name
+from ._util import callable_name, logger
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -32,7 +31,6 @@ T = TypeVar("T")
 
 CircuitState: TypeAlias = Literal["closed", "open", "half-open"]
 
-logger = logging.getLogger("anyconc")
 
 # A call's admission: the breaker's generation when it was let in, and whether it is a
 # half-open trial call. Outcomes of calls let in under an earlier generation (before the

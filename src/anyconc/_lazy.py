@@ -6,7 +6,6 @@ import contextvars
 import enum
 import functools
 import inspect
-import logging
 import math
 import weakref
 from collections.abc import Awaitable, Callable
@@ -19,12 +18,11 @@ from anyio.lowlevel import checkpoint_if_cancelled
 
 from ._lowlevel import spawn_run_task
 from ._runtoken import current_run
+from ._util import logger
 
 __all__ = ["AsyncLazy"]
 
 T = TypeVar("T")
-
-logger = logging.getLogger("anyconc")
 
 
 class _Missing(enum.Enum):

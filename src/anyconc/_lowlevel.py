@@ -19,17 +19,23 @@ All four are done here, through ``sniffio``, and nowhere else.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sniffio
 from anyio import NoEventLoopError
 from anyio import current_time as anyio_current_time
 from anyio.lowlevel import checkpoint as anyio_checkpoint
 from anyio.lowlevel import current_token
+
+if TYPE_CHECKING:
+    import asyncio
+
+# asyncio, like trio, is imported in the branch that uses it (already loaded there: sniffio
+# reports "asyncio" only for a running asyncio loop), so that `import anyconc` costs trio
+# users no asyncio import (about 20 ms).
 
 __all__ = ["call_soon", "checkpoint", "current_run", "current_time", "spawn_run_task"]
 
@@ -81,6 +87,8 @@ def spawn_run_task(
 
         trio.lowlevel.spawn_system_task(async_fn, name=name, context=context)
     elif library == "asyncio":
+        import asyncio
+
         loop = asyncio.get_running_loop()
         coro = async_fn()
         # create_task(context=) is 3.11+; running it in the context gives a copy of it.
@@ -115,6 +123,8 @@ def call_soon(callback: Callable[[], object]) -> None:
 
         trio.lowlevel.current_trio_token().run_sync_soon(callback)
     elif library == "asyncio":
+        import asyncio
+
         asyncio.get_running_loop().call_soon(callback)
     else:  # pragma: no cover - AnyIO supports no other backend
         raise RuntimeError(f"unsupported async library {library!r}")
@@ -145,6 +155,8 @@ def current_run() -> object:
     library = _running_library()
 
     if library == "asyncio":
+        import asyncio
+
         return asyncio.get_running_loop()
 
     if library == "trio":
@@ -165,6 +177,8 @@ def current_time() -> float:
     library = _running_library()
 
     if library == "asyncio":
+        import asyncio
+
         return asyncio.get_running_loop().time()
 
     if library == "trio":

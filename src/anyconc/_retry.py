@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import logging
 import math
 import random
 from collections.abc import Awaitable, Callable, Coroutine
@@ -12,7 +11,7 @@ from typing import Any, ParamSpec, TypeAlias, TypeVar
 
 import anyio
 
-from ._util import callable_name
+from ._util import DEBUG, callable_name, logger
 
 __all__ = ["retry"]
 
@@ -23,8 +22,6 @@ RetryOn: TypeAlias = (
     "type[BaseException] | tuple[type[BaseException], ...]"
     " | Callable[[BaseException], bool]"
 )
-
-logger = logging.getLogger("anyconc")
 
 
 def _check_number(
@@ -264,7 +261,7 @@ def retry(
 def _log_retry(
     func: object, failures: int, attempts: int, sleep_for: float, exc: BaseException
 ) -> None:
-    if logger.isEnabledFor(logging.DEBUG):
+    if logger.isEnabledFor(DEBUG):
         logger.debug(
             "retrying %s in %.3fs: attempt %d of %d raised %r",
             callable_name(func),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import logging
 import sys
 from collections.abc import Callable, Coroutine, Generator
 from contextlib import suppress
@@ -17,7 +16,7 @@ from anyio import TaskCancelled, TaskNotFinished, get_cancelled_exc_class
 from anyio.lowlevel import checkpoint
 
 from ._lowlevel import call_soon, spawn_run_task
-from ._util import callable_name, check_optional_str
+from ._util import callable_name, check_optional_str, logger
 
 if sys.version_info >= (3, 11):
     from typing import Self, TypeVarTuple, Unpack
@@ -38,7 +37,6 @@ __all__ = [
 T = TypeVar("T")
 PosArgsT = TypeVarTuple("PosArgsT")
 
-logger = logging.getLogger("anyconc")
 
 # Task states
 _PENDING = 0

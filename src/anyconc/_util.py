@@ -2,7 +2,49 @@
 
 from __future__ import annotations
 
-__all__ = ["callable_name", "check_optional_str", "check_shutdown_timeout"]
+from typing import TYPE_CHECKING, Any
+
+__all__ = [
+    "DEBUG",
+    "WARNING",
+    "callable_name",
+    "check_optional_str",
+    "check_shutdown_timeout",
+    "logger",
+]
+
+# logging's level numbers (fixed by its documentation), without importing logging.
+DEBUG = 10
+WARNING = 30
+
+
+class _AnyconcLogger:
+    """
+    The ``anyconc`` logger, with :mod:`logging` imported on first use.
+
+    ``import logging`` costs about as much as ``import anyio``; most programs that use
+    anyconc never log through it (it logs failures nobody retrieved, retries, breaker
+    state changes). Every attribute is the real :class:`logging.Logger`'s, looked up on
+    each access, so ``caplog``, handlers and levels configured at any time all apply.
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        import logging
+
+        return getattr(logging.getLogger("anyconc"), name)
+
+    def __repr__(self) -> str:
+        return "<lazy logger 'anyconc'>"
+
+
+if TYPE_CHECKING:
+    import logging
+
+    logger: logging.Logger
+else:
+    logger = _AnyconcLogger()
 
 
 def callable_name(obj: object) -> str:
