@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from benchmarks._harness import Workload
-from benchmarks.workloads import fanout, queues, races, sync, tasks, threads
+from benchmarks.workloads import fanout, imports, queues, races, sync, tasks, threads
 
 WORKLOADS: list[Workload] = [
     *tasks.WORKLOADS,
@@ -12,4 +12,5 @@ WORKLOADS: list[Workload] = [
     *sync.WORKLOADS,
     *queues.WORKLOADS,
     *fanout.WORKLOADS,
+    *imports.WORKLOADS,
 ]
