@@ -54,5 +54,5 @@ def evaluate_python(example: Example) -> None:
 
 pytest_collect_file = Sybil(
     parsers=[CodeBlockParser("python", evaluate_python), SkipParser()],
-    patterns=["README.md", "docs/*.md"],
+    patterns=["README.md", "docs/*.md", "docs/guides/*.md"],
 ).pytest()
