@@ -69,10 +69,12 @@ WORKLOADS = [
             "loop is involved."
         ),
         impls=(
-            Impl("anyio: import anyio", anyio_import, ONE_BACKEND, baseline=True),
-            Impl("anyconc: import anyconc", anyconc_import, ONE_BACKEND),
+            Impl("anyio (import anyio)", anyio_import, ONE_BACKEND, baseline=True),
+            Impl("anyconc (import anyconc)", anyconc_import, ONE_BACKEND),
             Impl(
-                "anyconc: from anyconc import TaskGroup", anyconc_task_group, ONE_BACKEND
+                "anyconc (from anyconc import TaskGroup)",
+                anyconc_task_group,
+                ONE_BACKEND,
             ),
         ),
         n=10,
