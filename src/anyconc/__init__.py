@@ -131,19 +131,21 @@ if TYPE_CHECKING:
     from ._processes import run_in_executor as run_in_executor
     from ._processes import run_in_process as run_in_process
 
+else:
+    # Not seen by type checkers: with a module __getattr__, mypy would accept any name
+    # (a typo in ``anyconc.TaskGrup`` would pass).
 
-def __getattr__(name: str) -> Any:
-    """Import the module that defines ``name`` on first use, then cache the attribute."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+    def __getattr__(name: str) -> Any:
+        """Import the module that defines ``name`` on first use; cache the attribute."""
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module, __name__), name)
+        globals()[name] = value
+        return value
 
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})
 
 
 __all__ = [
