@@ -5,6 +5,7 @@ from __future__ import annotations
 from benchmarks._harness import Workload
 from benchmarks.workloads import (
     fanout,
+    imports,
     queues,
     races,
     runs,
@@ -23,4 +24,5 @@ WORKLOADS: list[Workload] = [
     *fanout.WORKLOADS,
     *runs.WORKLOADS,
     *scaling.WORKLOADS,
+    *imports.WORKLOADS,
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import logging
 import math
 import sys
 import threading
@@ -24,7 +23,14 @@ from ._instrument import (
 from ._lowlevel import PerRun, current_run, current_time, spawn_run_task
 from ._stats import BackgroundTasksStatistics
 from ._tasks import _FAILED, Task
-from ._util import check_coroutine, check_optional_str, check_shutdown_timeout
+from ._util import (
+    DEBUG,
+    WARNING,
+    check_coroutine,
+    check_optional_str,
+    check_shutdown_timeout,
+    logger,
+)
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -42,8 +48,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-logger = logging.getLogger("anyconc")
 
 
 class _RunState:
@@ -386,9 +390,9 @@ class BackgroundTasks:
         remaining = len(self._tasks)
         self._n_cancelled_at_shutdown += remaining
         self._cancel_remaining(
-            logging.DEBUG
+            DEBUG
             if exc_type is not None and issubclass(exc_type, cancelled_exc_class)
-            else logging.WARNING
+            else WARNING
         )
         try:
             return await group.__aexit__(exc_type, exc_val, exc_tb)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import logging
 import sys
 from collections.abc import Callable, Coroutine, Generator
 from contextlib import suppress
@@ -22,6 +21,7 @@ from ._util import (
     check_callable,
     check_coroutine,
     check_optional_str,
+    logger,
 )
 
 if sys.version_info >= (3, 11):
@@ -43,7 +43,6 @@ __all__ = [
 T = TypeVar("T")
 PosArgsT = TypeVarTuple("PosArgsT")
 
-logger = logging.getLogger("anyconc")
 
 # Task states
 _PENDING = 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import logging
 import math
 from collections.abc import Awaitable
 from contextlib import AbstractContextManager
@@ -14,13 +13,12 @@ import anyio
 from anyio import CancelScope
 from anyio.lowlevel import checkpoint_if_cancelled
 
-from ._util import check_awaitable, check_number
+from ._util import check_awaitable, check_number, logger
 
 __all__ = ["Timeout", "shield", "timeout"]
 
 T = TypeVar("T")
 
-logger = logging.getLogger("anyconc")
 
 # The ``fail_after`` managers entered through each Timeout, innermost last. It is kept
 # per task (a context variable), not on the object, because one Timeout object (made at

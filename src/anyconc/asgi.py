@@ -33,7 +33,6 @@ Example::
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -45,7 +44,7 @@ from anyio.abc import TaskStatus
 
 from ._background import BackgroundTasks, current_owner
 from ._lowlevel import PerRun
-from ._util import check_optional_str, check_shutdown_timeout
+from ._util import check_optional_str, check_shutdown_timeout, logger
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT",
@@ -75,8 +74,6 @@ DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 #: Key of the supervisor in the ASGI lifespan ``state`` (``request.state.background_tasks``
 #: in Starlette).
 DEFAULT_STATE_KEY = "background_tasks"
-
-logger: logging.Logger = logging.getLogger("anyconc")
 
 
 class TaskInfo(TypedDict):
