@@ -126,6 +126,6 @@ def test_every_public_name_is_its_modules_object(name: str) -> None:
 
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="module 'anyconc' has no attribute 'nope'"):
-        anyconc.nope  # noqa: B018
+        anyconc.nope  # type: ignore[attr-defined]  # noqa: B018
     with pytest.raises(ImportError, match="cannot import name 'nope' from 'anyconc'"):
-        from anyconc import nope  # noqa: F401
+        from anyconc import nope  # type: ignore[attr-defined]  # noqa: F401

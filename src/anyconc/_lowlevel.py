@@ -31,7 +31,7 @@ import threading
 import types
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import sniffio
 from anyio import NoEventLoopError, sleep_forever
@@ -205,16 +205,16 @@ class _NotALoop:
 
 
 # asyncio.AbstractEventLoop, bound on first use once asyncio is imported.
-_asyncio_loop_class: type | None = None
+_asyncio_loop_class: type[asyncio.AbstractEventLoop] | None = None
 
 
-def _bind_asyncio_loop_class() -> type:
+def _bind_asyncio_loop_class() -> type[asyncio.AbstractEventLoop]:
     global _asyncio_loop_class
-    asyncio = sys.modules.get("asyncio")
-    if asyncio is None:
-        return _NotALoop
+    module = sys.modules.get("asyncio")
+    if module is None:
+        return cast("type[asyncio.AbstractEventLoop]", _NotALoop)
 
-    loop_class: type = asyncio.AbstractEventLoop
+    loop_class: type[asyncio.AbstractEventLoop] = module.AbstractEventLoop
     _asyncio_loop_class = loop_class
     return loop_class
 
