@@ -203,6 +203,15 @@ TARGETS: tuple[Target | GrowthTarget, ...] = (
             ("queue", "anyconc Queue", "anyio memory object stream"),
         )
     ),
+    Target(
+        "import",
+        "`import anyconc` ≤ 1.5x `import anyio`, fresh interpreter (issue 17)",
+        "import",
+        "anyconc (import anyconc)",
+        "anyio (import anyio)",
+        1.5,
+        backends=("asyncio",),
+    ),
 )
 
 #: Why a target is missed, from profiling (see /work/notes/benchmarks.md); shown only

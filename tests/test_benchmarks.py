@@ -70,6 +70,8 @@ def test_quick_run_measures_every_workload_on_every_backend(
                 r for r in rows if r["workload"] == wl.key and r["backend"] == backend
             ]
             assert [r["impl"] for r in got] == expected, (wl.key, backend)
+            if not expected:  # a workload measured on some backends only
+                continue
             baseline = next(r for r in got if r["baseline"])
             assert baseline["status"] == "ok", (wl.key, backend, baseline["status"])
             assert len(baseline["values"]) == wl.quick_rounds

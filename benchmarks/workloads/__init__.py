@@ -6,6 +6,7 @@ from benchmarks._harness import Workload
 from benchmarks.workloads import (
     background_limits,
     fanout,
+    imports,
     queues,
     races,
     runs,
@@ -25,4 +26,5 @@ WORKLOADS: list[Workload] = [
     *runs.WORKLOADS,
     *scaling.WORKLOADS,
     *background_limits.WORKLOADS,
+    *imports.WORKLOADS,
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import logging
 import math
 import sys
 import threading
@@ -34,10 +33,13 @@ from ._lowlevel import (
 from ._stats import BackgroundTasksStatistics
 from ._tasks import _FAILED, INTERRUPTS, Task, find_interrupt
 from ._util import (
+    DEBUG,
+    WARNING,
     check_coroutine,
     check_int,
     check_optional_str,
     check_shutdown_timeout,
+    logger,
 )
 
 if sys.version_info >= (3, 11):
@@ -58,8 +60,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-logger = logging.getLogger("anyconc")
 
 
 class _RunState:
@@ -814,7 +814,7 @@ class BackgroundTasks:
         drained = self._n_finished - finished_before
         self._n_cancelled_at_shutdown += remaining
         quiet = exc_val is not None and not isinstance(exc_val, Exception)
-        self._cancel_remaining(logging.DEBUG if quiet else logging.WARNING)
+        self._cancel_remaining(DEBUG if quiet else WARNING)
         try:
             return await group.__aexit__(
                 None if exc_val is None else type(exc_val),

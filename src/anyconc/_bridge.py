@@ -15,15 +15,11 @@ thread-local for the duration of the call.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-import anyio
-import anyio.from_thread
 import sniffio
 from anyio import CancelScope, get_cancelled_exc_class
 from anyio.lowlevel import EventLoopToken, current_token
@@ -32,6 +28,10 @@ from ._util import callable_name, check_async_callable, check_sync_callable
 
 if TYPE_CHECKING:
     from ._threads import ThreadPool
+
+# asyncio, concurrent.futures and anyio.from_thread (which imports concurrent.futures and
+# logging) are imported by the functions that run in a worker thread, not here: see
+# tests/test_imports.py (``import anyconc`` and its families load none of them).
 
 __all__ = ["Link", "asyncify", "run_from_thread", "syncify"]
 
@@ -132,6 +132,11 @@ async def _call_in_loop(
 def _run_in_loop(
     link: Link | None, func: Callable[..., Awaitable[T]], args: Any, kwargs: Any
 ) -> T:
+    import asyncio
+    from concurrent.futures import CancelledError
+
+    import anyio.from_thread
+
     try:
         if link is None:
             result = anyio.from_thread.run(_call_in_loop, None, func, args, kwargs)
@@ -202,6 +207,10 @@ def run_from_thread(
         a generator, async generator or built-in function
 
     """
+    from concurrent.futures import CancelledError
+
+    import anyio.from_thread
+
     check_async_callable(
         "run_from_thread()", "func", func, usage="run_from_thread({}, ...)"
     )

@@ -13,13 +13,15 @@ lookup) and builds the event only if somebody listens.
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-from ._util import check_callable
+from ._util import DEBUG, check_callable, logger
+
+if TYPE_CHECKING:
+    import logging
 
 __all__ = [
     "BackgroundDrainFinished",
@@ -39,8 +41,6 @@ __all__ = [
     "subscribe",
     "unsubscribe",
 ]
-
-logger = logging.getLogger("anyconc")
 
 
 @dataclass(frozen=True)
@@ -394,7 +394,7 @@ class LoggingObserver:
                 log.info("circuit breaker %s is half-open: %s", name, event.reason)
             else:
                 log.info("circuit breaker %s closed: %s", name, event.reason)
-        elif log.isEnabledFor(logging.DEBUG):
+        elif log.isEnabledFor(DEBUG):
             self._debug(event)
 
     def _debug(self, event: InstrumentEvent) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextvars
 import enum
 import functools
-import logging
 import math
 import threading
 from collections.abc import Awaitable, Callable
@@ -22,13 +21,12 @@ from ._util import (
     check_awaitable_result,
     check_number,
     check_optional_str,
+    logger,
 )
 
 __all__ = ["AsyncLazy"]
 
 T = TypeVar("T")
-
-logger = logging.getLogger("anyconc")
 
 
 class _Missing(enum.Enum):

@@ -24,16 +24,14 @@ one run at a time (:class:`OneRunAtATime`): see "Per-run state" below.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
-import logging
 import math
 import sys
 import threading
 import types
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import sniffio
 from anyio import NoEventLoopError, sleep_forever
@@ -45,6 +43,15 @@ from anyio.lowlevel import (
 from anyio.lowlevel import checkpoint as anyio_checkpoint
 from anyio.lowlevel import checkpoint_if_cancelled as anyio_checkpoint_if_cancelled
 from anyio.lowlevel import current_token
+
+if TYPE_CHECKING:
+    import asyncio
+
+# asyncio, like trio, is imported in the branch that uses it (already loaded there: sniffio
+# reports "asyncio" only for a running asyncio loop), or looked up in sys.modules where the
+# question is "is this an asyncio loop?" (if asyncio was never imported, none runs), so
+# that `import anyconc` costs trio users no asyncio import (about 20 ms). What the hot
+# paths need of asyncio is bound to module globals on first use.
 
 __all__ = [
     "OneRunAtATime",
@@ -68,7 +75,6 @@ T = TypeVar("T")
 A = TypeVar("A")
 R = TypeVar("R")
 
-logger = logging.getLogger("anyconc")
 
 # asyncio keeps only weak references to tasks: hold the run-level tasks here until done.
 _asyncio_run_tasks: set[asyncio.Task[Any]] = set()
@@ -118,6 +124,8 @@ def spawn_run_task(
 
         trio.lowlevel.spawn_system_task(async_fn, name=name, context=context)
     elif library == "asyncio":
+        import asyncio
+
         loop = asyncio.get_running_loop()
         coro = async_fn()
         # create_task(context=) is 3.11+; running it in the context gives a copy of it.
@@ -213,6 +221,8 @@ def call_soon(callback: Callable[[], object]) -> None:
 
         trio.lowlevel.current_trio_token().run_sync_soon(callback)
     elif library == "asyncio":
+        import asyncio
+
         asyncio.get_running_loop().call_soon(callback)
     else:  # pragma: no cover - AnyIO supports no other backend
         raise RuntimeError(f"unsupported async library {library!r}")
@@ -237,12 +247,39 @@ _get_running_loop: Callable[[], object | None] | None = None
 _current_trio_token: Callable[[], object] | None = None
 
 
+def _no_running_loop() -> None:
+    return None
+
+
 def _bind_get_running_loop() -> Callable[[], object | None]:
     global _get_running_loop
-    from asyncio import _get_running_loop as get_running_loop
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        # Never imported, so no asyncio loop runs: ask again next time (it may be).
+        return _no_running_loop
 
+    get_running_loop: Callable[[], object | None] = asyncio._get_running_loop
     _get_running_loop = get_running_loop
     return get_running_loop
+
+
+class _NotALoop:
+    """Stands for asyncio.AbstractEventLoop while asyncio is not imported."""
+
+
+# asyncio.AbstractEventLoop, bound on first use once asyncio is imported.
+_asyncio_loop_class: type[asyncio.AbstractEventLoop] | None = None
+
+
+def _bind_asyncio_loop_class() -> type[asyncio.AbstractEventLoop]:
+    global _asyncio_loop_class
+    module = sys.modules.get("asyncio")
+    if module is None:
+        return cast("type[asyncio.AbstractEventLoop]", _NotALoop)
+
+    loop_class: type[asyncio.AbstractEventLoop] = module.AbstractEventLoop
+    _asyncio_loop_class = loop_class
+    return loop_class
 
 
 def _bind_current_trio_token() -> Callable[[], object]:
@@ -281,6 +318,8 @@ def current_run() -> object:
     library = _running_library()
 
     if library == "asyncio":
+        import asyncio
+
         return asyncio.get_running_loop()
 
     if library == "trio":
@@ -311,7 +350,7 @@ def call_in_run(run: object, callback: Callable[[], object]) -> bool:
     :return: ``False`` if the run has ended (nothing is scheduled)
 
     """
-    if isinstance(run, asyncio.AbstractEventLoop):
+    if isinstance(run, _asyncio_loop_class or _bind_asyncio_loop_class()):
         try:
             run.call_soon_threadsafe(callback)
         except RuntimeError:  # the loop is closed
@@ -329,7 +368,7 @@ def call_in_run(run: object, callback: Callable[[], object]) -> bool:
 
 def _run_is_active(run: object) -> bool:
     """Whether ``run`` (a :func:`current_run` value) is running (in any thread)."""
-    if isinstance(run, asyncio.AbstractEventLoop):
+    if isinstance(run, _asyncio_loop_class or _bind_asyncio_loop_class()):
         return run.is_running()
 
     return call_in_run(run, _nothing)
@@ -378,7 +417,7 @@ _trio_tables: Any = None  # trio.lowlevel.RunVar[_Table], made on first use
 def _run_table(run: object) -> _Table:
     """The current run's table of per-run values (``run`` is :func:`current_run`)."""
     global _trio_tables
-    if isinstance(run, asyncio.AbstractEventLoop):
+    if isinstance(run, _asyncio_loop_class or _bind_asyncio_loop_class()):
         table: _Table | None = getattr(run, _TABLE_ATTRIBUTE, None)
         if table is None:
             table = weakref.WeakKeyDictionary()
@@ -635,6 +674,8 @@ def current_time() -> float:
     library = _running_library()
 
     if library == "asyncio":
+        import asyncio
+
         return asyncio.get_running_loop().time()
 
     if library == "trio":
@@ -682,30 +723,39 @@ async def checkpoint() -> None:
 
 # --- the two halves of a checkpoint, in trio's order -----------------------------------
 
-try:
-    # AnyIO's own record of each asyncio task's innermost cancel scope (what
-    # anyio.lowlevel.checkpoint_if_cancelled() reads on asyncio), read here through
-    # its dict of weak references; any change of these internals in a later AnyIO
-    # falls back to AnyIO's public check (see _asyncio_cancel_called).
-    from anyio._backends._asyncio import _task_states
+# Bound on first use, in an asyncio run (see _bind_asyncio): AnyIO's own record of each
+# asyncio task's innermost cancel scope (what anyio.lowlevel.checkpoint_if_cancelled()
+# reads on asyncio), read through its dict of weak references (any change of these
+# internals in a later AnyIO falls back to AnyIO's public check, see
+# _asyncio_cancel_called), and asyncio's current_task().
+_asyncio_task_states: dict[Any, Any] = {}
+_asyncio_current_task: Callable[[], asyncio.Task[Any] | None] | None = None
 
-    _asyncio_task_states: dict[Any, Any] = _task_states.data  # type: ignore[attr-defined]
-except (ImportError, AttributeError):  # pragma: no cover
-    _asyncio_task_states = {}
 
-if sys.version_info >= (3, 12):
-    _asyncio_current_task = asyncio.current_task
-else:
-    # Before 3.12 asyncio.current_task() is Python code: read the C dict it reads.
-    _asyncio_current_tasks: dict[Any, Any] = getattr(
-        asyncio.tasks, "_current_tasks", {}
-    )
+def _bind_asyncio() -> Callable[[], asyncio.Task[Any] | None]:
+    global _asyncio_task_states, _asyncio_current_task
+    import asyncio
 
-    # Not current_run()'s lazily bound _get_running_loop: this one is bound at import.
-    _asyncio_running_loop = asyncio.events._get_running_loop
+    try:
+        from anyio._backends._asyncio import _task_states
 
-    def _asyncio_current_task() -> asyncio.Task[Any] | None:
-        return _asyncio_current_tasks.get(_asyncio_running_loop())
+        _asyncio_task_states = _task_states.data  # type: ignore[attr-defined]
+    except (ImportError, AttributeError):  # pragma: no cover
+        pass
+
+    current_task: Callable[[], asyncio.Task[Any] | None]
+    if sys.version_info >= (3, 12):
+        current_task = asyncio.current_task
+    else:
+        # Before 3.12 asyncio.current_task() is Python code: read the C dict it reads.
+        current_tasks: dict[Any, Any] = getattr(asyncio.tasks, "_current_tasks", {})
+        running_loop = asyncio.events._get_running_loop
+
+        def current_task() -> asyncio.Task[Any] | None:
+            return current_tasks.get(running_loop())
+
+    _asyncio_current_task = current_task
+    return current_task
 
 
 _weakref = weakref.ref
@@ -718,7 +768,8 @@ def _asyncio_cancel_called() -> bool:
     # and coroutine layers: is a scope around this task, up to the first shielded one,
     # cancelled? (A pending native Task.cancel() needs no check: it is raised by the
     # next yield anyway.)
-    state = _asyncio_task_states.get(_weakref(_asyncio_current_task()))
+    current_task = _asyncio_current_task or _bind_asyncio()
+    state = _asyncio_task_states.get(_weakref(current_task()))
     if state is None:
         # Not a task AnyIO knows (or other AnyIO internals): ask AnyIO.
         return _asyncio_cancel_called_public()
@@ -783,7 +834,11 @@ def _asyncio_shielded_yield() -> Generator[None, None, None]:
     # (Task._must_cancel) and does not cancel the task a second time.
     try:
         yield
-    except asyncio.CancelledError as exc:
+    except BaseException as exc:
+        import asyncio  # loaded: this is an asyncio task
+
+        if not isinstance(exc, asyncio.CancelledError):
+            raise
         task = asyncio.current_task()
         if task is None:  # pragma: no cover - a yield runs inside a task
             raise

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import logging
 import pickle
 import sys
 import threading
@@ -24,7 +23,7 @@ from anyio import (
 from anyio.lowlevel import EventLoopToken, checkpoint_if_cancelled, current_token
 
 from ._bridge import Link
-from ._util import callable_name, check_sync_callable
+from ._util import callable_name, check_sync_callable, logger
 
 if sys.version_info >= (3, 11):
     from typing import ParamSpec, TypeVarTuple, Unpack
@@ -36,8 +35,6 @@ __all__ = ["AsyncExecutor", "run_in_executor", "run_in_process"]
 T = TypeVar("T")
 P = ParamSpec("P")
 PosArgsT = TypeVarTuple("PosArgsT")
-
-logger = logging.getLogger("anyconc")
 
 
 # --------------------------------------------------------------------------------------

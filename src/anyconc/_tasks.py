@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import logging
 import sys
 from collections.abc import Callable, Coroutine, Generator
 from contextlib import suppress
@@ -22,6 +21,7 @@ from ._util import (
     check_callable,
     check_coroutine,
     check_optional_str,
+    logger,
 )
 
 if sys.version_info >= (3, 11):
@@ -45,7 +45,6 @@ __all__ = [
 T = TypeVar("T")
 PosArgsT = TypeVarTuple("PosArgsT")
 
-logger = logging.getLogger("anyconc")
 
 #: The states of a task, the members of :class:`anyio.TaskHandle.Status`: ``PENDING``
 #: (not finished: not started yet, or running), ``CANCELLING`` (:meth:`Task.cancel` was

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from concurrent.futures import CancelledError
 from functools import partial
 from typing import ParamSpec, TypeVar
 
@@ -28,6 +28,18 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 _EXHAUSTED = object()
+
+
+def _is_thread_cancelled(exc: BaseException) -> bool:
+    """
+    Whether ``exc`` is :exc:`concurrent.futures.CancelledError` (run_from_thread's).
+
+    Looked up in :data:`sys.modules`: if concurrent.futures was never imported, no
+    such error can have been raised, and importing it here would cost every user of
+    the thread pool its import (see tests/test_imports.py).
+    """
+    futures = sys.modules.get("concurrent.futures")
+    return futures is not None and isinstance(exc, futures.CancelledError)
 
 
 def _checked(
@@ -81,7 +93,9 @@ async def run_in_threadpool(
         result = await anyio.to_thread.run_sync(
             _checked("run_in_threadpool()", func, partial(func, *args, **kwargs))
         )
-    except CancelledError:
+    except Exception as exc:
+        if not _is_thread_cancelled(exc):
+            raise
         # The thread let out the error of a call back into the loop that was cancelled
         # with this caller (see run_from_thread): deliver the caller's cancellation.
         await checkpoint_if_cancelled()
@@ -205,7 +219,7 @@ class ThreadPool:
         except BaseException as exc:
             if link is not None:
                 link.cancel()
-            if isinstance(exc, CancelledError):
+            if _is_thread_cancelled(exc):
                 await checkpoint_if_cancelled()  # as in run_in_threadpool
             raise
         # As in run_in_threadpool: a cancellation that arrived while the (shielded)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import logging
 import math
 import sys
 from collections.abc import Awaitable
@@ -16,7 +15,7 @@ from anyio import CancelScope
 from anyio.lowlevel import checkpoint_if_cancelled
 
 from ._tasks import INTERRUPTS, Interrupted, find_interrupt
-from ._util import check_awaitable, check_number
+from ._util import check_awaitable, check_number, logger
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -25,7 +24,6 @@ __all__ = ["Timeout", "shield", "timeout"]
 
 T = TypeVar("T")
 
-logger = logging.getLogger("anyconc")
 
 # The ``fail_after`` managers entered through each Timeout, innermost last. It is kept
 # per task (a context variable), not on the object, because one Timeout object (made at

@@ -19,9 +19,11 @@ import math
 from collections.abc import Iterable
 from inspect import CORO_CREATED, getcoroutinestate, isawaitable, iscoroutine
 from numbers import Real
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 __all__ = [
+    "DEBUG",
+    "WARNING",
     "callable_name",
     "check_async_callable",
     "check_awaitable",
@@ -37,8 +39,42 @@ __all__ = [
     "check_sync_callable",
     "check_sync_result",
     "close_unstarted",
+    "logger",
     "not_awaitable_error",
 ]
+
+# logging's level numbers (fixed by its documentation), without importing logging.
+DEBUG = 10
+WARNING = 30
+
+
+class _AnyconcLogger:
+    """
+    The ``anyconc`` logger, with :mod:`logging` imported on first use.
+
+    ``import logging`` costs about as much as ``import anyio``; most programs that use
+    anyconc never log through it (it logs failures nobody retrieved, retries, breaker
+    state changes). Every attribute is the real :class:`logging.Logger`'s, looked up on
+    each access, so ``caplog``, handlers and levels configured at any time all apply.
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        import logging
+
+        return getattr(logging.getLogger("anyconc"), name)
+
+    def __repr__(self) -> str:
+        return "<lazy logger 'anyconc'>"
+
+
+if TYPE_CHECKING:
+    import logging
+
+    logger: logging.Logger
+else:
+    logger = _AnyconcLogger()
 
 
 def callable_name(obj: object) -> str:

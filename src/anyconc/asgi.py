@@ -33,7 +33,6 @@ Example::
 
 from __future__ import annotations
 
-import logging
 import math
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
@@ -47,7 +46,7 @@ from anyio.abc import TaskStatus
 from ._background import BackgroundTasks, check_limits, current_owner
 from ._lowlevel import PerRun
 from ._tasks import INTERRUPTS, Interrupted, find_interrupt
-from ._util import check_optional_str, check_shutdown_timeout
+from ._util import check_optional_str, check_shutdown_timeout, logger
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -80,8 +79,6 @@ DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 #: Key of the supervisor in the ASGI lifespan ``state`` (``request.state.background_tasks``
 #: in Starlette).
 DEFAULT_STATE_KEY = "background_tasks"
-
-logger: logging.Logger = logging.getLogger("anyconc")
 
 
 class TaskInfo(TypedDict):
