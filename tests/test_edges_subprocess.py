@@ -20,6 +20,8 @@ BACKENDS = ["asyncio", "uvloop", "trio"]
 PRELUDE = """
 import gc, sys
 import anyio, anyconc
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 backend = sys.argv[1]
 options = {"use_uvloop": True} if backend == "uvloop" else {}
@@ -62,6 +64,10 @@ def test_ctrl_c_inside_background_tasks_exits_with_keyboard_interrupt(
     backend: str,
 ) -> None:
     # Issue 13 case 1: trio used to start a drain (shutdown_timeout=None) and never exit.
+    if sys.version_info < (3, 11) and backend != "trio":
+        # AnyIO's asyncio runner on 3.10 turns Ctrl-C into CancelledError even for a bare
+        # anyio.run(sleep_forever): its Runner backport needs Task.uncancel() (3.11+).
+        pytest.skip("Ctrl-C raises CancelledError from anyio.run on asyncio before 3.11")
     body = """
     async def forever(started):
         try:
