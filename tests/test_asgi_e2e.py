@@ -24,6 +24,8 @@ from types import ModuleType
 
 import pytest
 
+from _servers import wait_until_ready
+
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("starlette")
 
@@ -110,20 +112,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
         process, f"http://127.0.0.1:{port}", log_path, notify_path, stop_signal
     )
     try:
-        deadline = time.monotonic() + STARTUP_LIMIT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"the server exited with {process.returncode}:\n{srv.log()}"
-                )
-            try:
-                if httpx.get(f"{srv.base_url}/healthz", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server did not get ready in time:\n{srv.log()}")
-            time.sleep(0.05)
+        wait_until_ready(process, srv.base_url, srv.log, STARTUP_LIMIT)
 
         yield srv
     finally:
