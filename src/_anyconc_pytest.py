@@ -212,7 +212,8 @@ def backend_spec(
     """
     if name not in BACKENDS:
         raise ValueError(
-            f"name must be one of 'asyncio', 'uvloop', 'trio', got {name!r}"
+            f"backend_spec() argument 'name' must be one of 'asyncio', 'uvloop', "
+            f"'trio', got {name!r}"
         )
 
     if name == "trio":
@@ -226,7 +227,8 @@ def backend_spec(
     if name == "uvloop":
         if virtual_time:
             raise ValueError(
-                "virtual time is not available on uvloop: no virtual clock supports it"
+                "backend_spec() argument 'virtual_time' must be False with 'uvloop': "
+                "no virtual clock supports uvloop (use 'asyncio' or 'trio')"
             )
 
         return "asyncio", {"use_uvloop": True}
@@ -319,10 +321,14 @@ class AnyconcClock:
         :raises RuntimeError: under real time, or outside the test's event loop
         """
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-            raise TypeError(f"seconds must be a number, got {type(seconds).__name__}")
+            raise TypeError(
+                f"AnyconcClock.advance() argument 'seconds' must be a number, "
+                f"got {type(seconds).__name__}"
+            )
         if not math.isfinite(seconds) or seconds < 0:
             raise ValueError(
-                f"seconds must be a non-negative finite number, got {seconds!r}"
+                f"AnyconcClock.advance() argument 'seconds' must be a non-negative "
+                f"finite number, got {seconds!r}"
             )
 
         clock = _virtual_clock()

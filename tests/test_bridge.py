@@ -366,6 +366,6 @@ def test_asyncify_bad_arguments() -> None:
         asyncify(5)  # type: ignore[arg-type]
     with pytest.raises(
         TypeError,
-        match=r"^asyncify\(\) argument 'pool' must be a ThreadPool or None, got str$",
+        match=r"^asyncify\(\) argument 'pool' must be a ThreadPool or None, got str 'pool'$",
     ):
         asyncify(print, pool="pool")  # type: ignore[arg-type]

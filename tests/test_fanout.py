@@ -267,9 +267,17 @@ async def test_amap_bad_arguments() -> None:
     ):
         await amap(42, [1])  # type: ignore[arg-type]
     with pytest.raises(
-        TypeError, match=r"^amap\(\) argument 'items' must be iterable, got int$"
+        TypeError, match=r"^amap\(\) argument 'items' must be iterable, got int 42$"
     ):
         await amap(job, 42)  # type: ignore[arg-type]
+    items = job(1)
+    with pytest.raises(
+        TypeError,
+        match=r"^amap\(\) argument 'items' must be iterable, got the coroutine "
+        r"object [\w.<>]+job\(\)$",
+    ):
+        await amap(job, items)  # type: ignore[arg-type]
+    assert inspect.getcoroutinestate(items) == inspect.CORO_CLOSED
     with pytest.raises(
         ValueError,
         match=r"^amap\(\) argument 'limit' must be a positive integer or None, got -1$",

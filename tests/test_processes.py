@@ -507,7 +507,8 @@ async def test_run_in_process_rejects_unpicklable_before_starting(
     ]:
         with pytest.raises(
             TypeError,
-            match=r"^func must be picklable to run in another process \(a function "
+            match=r"^run_in_process\(\) argument 'func' must be picklable to run in "
+            r"another process \(a function "
             r"defined at module level, not a lambda, closure or local function\), "
             rf"got {name}: ",
         ):
@@ -515,7 +516,8 @@ async def test_run_in_process_rejects_unpicklable_before_starting(
 
     with pytest.raises(
         TypeError,
-        match=r"^args must be picklable to run in another process, but pickling the "
+        match=r"^run_in_process\(\) arguments must be picklable to run in another "
+        r"process, but pickling the "
         r"arguments of square failed: cannot pickle '_thread.lock' object$",
     ):
         await run_in_process(square, threading.Lock())  # type: ignore[arg-type]
@@ -532,7 +534,7 @@ async def test_run_in_process_rejects_unpicklable_before_starting(
     with pytest.raises(
         TypeError,
         match=r"^run_in_process\(\) argument 'limiter' must be a CapacityLimiter or "
-        r"None, got 2$",
+        r"None, got int 2$",
     ):
         await run_in_process(square, 2, limiter=2)  # type: ignore[arg-type]
 

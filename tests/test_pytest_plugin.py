@@ -818,12 +818,14 @@ def test_backend_spec_virtual_asyncio_runs_virtually() -> None:
 def test_backend_spec_bad_arguments() -> None:
     with pytest.raises(
         ValueError,
-        match=r"^name must be one of 'asyncio', 'uvloop', 'trio', got 'curio'$",
+        match=r"^backend_spec\(\) argument 'name' must be one of 'asyncio', 'uvloop', "
+        r"'trio', got 'curio'$",
     ):
         backend_spec("curio")
     with pytest.raises(
         ValueError,
-        match=r"^virtual time is not available on uvloop: no virtual clock supports it$",
+        match=r"^backend_spec\(\) argument 'virtual_time' must be False with 'uvloop': "
+        r"no virtual clock supports uvloop \(use 'asyncio' or 'trio'\)$",
     ):
         backend_spec("uvloop", virtual_time=True)
 
@@ -884,11 +886,17 @@ async def test_clock_under_real_time(anyconc_clock: AnyconcClock) -> None:
 async def test_clock_advance_bad_arguments(anyconc_clock: AnyconcClock) -> None:
     for bad in (-1, -0.5, math.inf, math.nan):
         with pytest.raises(
-            ValueError, match=r"^seconds must be a non-negative finite number, got "
+            ValueError,
+            match=r"^AnyconcClock\.advance\(\) argument 'seconds' must be a "
+            r"non-negative finite number, got ",
         ):
             anyconc_clock.advance(bad)
     for wrong in ("1", None, True):
-        with pytest.raises(TypeError, match=r"^seconds must be a number, got "):
+        with pytest.raises(
+            TypeError,
+            match=r"^AnyconcClock\.advance\(\) argument 'seconds' must be a number, "
+            r"got ",
+        ):
             anyconc_clock.advance(wrong)  # type: ignore[arg-type]
     assert anyconc_clock.now() == 0
 

@@ -401,7 +401,11 @@ async def test_raising_late_done_callback_is_logged(
 async def test_add_done_callback_rejects_non_callable() -> None:
     async with TaskGroup() as group:
         task = group.create_task(fetch(1))
-        with pytest.raises(TypeError, match="^fn must be callable, got int$"):
+        with pytest.raises(
+            TypeError,
+            match=r"^Task\.add_done_callback\(\) argument 'fn' must be a function, "
+            r"got int 42$",
+        ):
             task.add_done_callback(42)  # type: ignore[arg-type]
 
 
@@ -1352,7 +1356,10 @@ async def test_asyncio_task_surface_names_coro_and_cancel_message() -> None:
         await task
     with pytest.raises(TaskCancelled, match="^shutting down$"):
         task.exception()
-    with pytest.raises(TypeError, match="^msg must be a string or None, got int$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^Task\.cancel\(\) argument 'msg' must be a string or None, got int ",
+    ):
         task.cancel(1)  # type: ignore[arg-type]
 
 

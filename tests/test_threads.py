@@ -436,13 +436,16 @@ async def test_sync_function_returning_a_coroutine_is_rejected(
 
 def test_iterate_in_threadpool_bad_arguments() -> None:
     with pytest.raises(
-        TypeError, match=r"^iterate_in_threadpool\(\) expects an iterable, got int$"
+        TypeError,
+        match=r"^iterate_in_threadpool\(\) argument 'iterable' must be iterable, "
+        r"got int 42$",
     ):
         iterate_in_threadpool(42)  # type: ignore[arg-type]
     coro = async_function()
     with pytest.raises(
         TypeError,
-        match=r"^iterate_in_threadpool\(\) expects an iterable, got coroutine$",
+        match=r"^iterate_in_threadpool\(\) argument 'iterable' must be iterable, "
+        r"got the coroutine object \w+\(\)$",
     ):
         iterate_in_threadpool(coro)  # type: ignore[arg-type]
     assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"

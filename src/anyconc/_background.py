@@ -475,8 +475,8 @@ class BackgroundTasks:
         limit: int | None = None,
         pending_limit: int | None = None,
     ) -> None:
-        check_optional_str("name", name, "BackgroundTasks()")
-        check_shutdown_timeout(shutdown_timeout, "BackgroundTasks()")
+        check_optional_str("BackgroundTasks()", "name", name)
+        check_shutdown_timeout("BackgroundTasks()", shutdown_timeout)
         check_limits(limit, pending_limit, "BackgroundTasks()")
 
         self.name = name

@@ -141,7 +141,7 @@ class Barrier:
 
     def __init__(self, parties: int, *, name: str | None = None) -> None:
         check_int("Barrier()", "parties", parties)
-        check_optional_str("name", name, "Barrier()")
+        check_optional_str("Barrier()", "name", name)
         self._name = name
 
         self._parties = parties

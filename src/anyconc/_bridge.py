@@ -24,7 +24,12 @@ import sniffio
 from anyio import CancelScope, get_cancelled_exc_class
 from anyio.lowlevel import EventLoopToken, current_token
 
-from ._util import callable_name, check_async_callable, check_sync_callable
+from ._util import (
+    callable_name,
+    check_async_callable,
+    check_instance,
+    check_sync_callable,
+)
 
 if TYPE_CHECKING:
     from ._threads import ThreadPool
@@ -315,11 +320,8 @@ def asyncify(
     from ._threads import ThreadPool, run_in_threadpool
 
     check_sync_callable("asyncify()", "func", func, usage="asyncify({})")
-    if pool is not None and not isinstance(pool, ThreadPool):
-        raise TypeError(
-            f"asyncify() argument 'pool' must be a ThreadPool or None, "
-            f"got {type(pool).__qualname__}"
-        )
+    if pool is not None:
+        check_instance("asyncify()", "pool", pool, ThreadPool, "a ThreadPool or None")
 
     if pool is None:
 

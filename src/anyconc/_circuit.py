@@ -196,7 +196,7 @@ class CircuitBreaker:
                 f"non-empty tuple of them, got {expected!r}"
             )
         self._expected = expected
-        check_optional_str("name", name, "CircuitBreaker()")
+        check_optional_str("CircuitBreaker()", "name", name)
         self._name = name
 
         self._state: CircuitState = "closed"

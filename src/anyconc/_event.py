@@ -90,7 +90,7 @@ class AsyncEvent:
     __slots__ = ("__weakref__", "_flag", "_name", "_runs", "_waiting")
 
     def __init__(self, *, name: str | None = None) -> None:
-        check_optional_str("name", name, "AsyncEvent()")
+        check_optional_str("AsyncEvent()", "name", name)
         self._name = name
         self._flag = False
         self._runs: PerRun[_RunSlot] = PerRun(_RunSlot)

@@ -37,6 +37,7 @@ from ._util import (
     check_awaitable_result,
     check_awaitables,
     check_int,
+    check_iterable,
     check_number,
     close_unstarted,
 )
@@ -439,12 +440,7 @@ async def amap(
         optional=True,
     )
     interval = 0.0 if max_per_second is None else 1 / max_per_second
-    try:
-        iterator = iter(items)
-    except TypeError:
-        raise TypeError(
-            f"amap() argument 'items' must be iterable, got {type(items).__qualname__}"
-        ) from None
+    iterator = check_iterable("amap()", "items", items)
 
     # The first call is made here, before any task starts: a function that does not
     # return an awaitable is rejected (TypeError naming it) before it is called for

@@ -177,7 +177,7 @@ class AsyncLazy(Generic[T]):
         check_number(
             "AsyncLazy()", "ttl", ttl, minimum=0, inclusive=False, optional=True
         )
-        check_optional_str("name", name, "AsyncLazy()")
+        check_optional_str("AsyncLazy()", "name", name)
         self._name = name
         self._func = func
         self._ttl = None if ttl is None else float(ttl)

@@ -105,7 +105,7 @@ class RateLimiter:
                 "RateLimiter()", "per", per, minimum=0, inclusive=False, finite=True
             )
         )
-        check_optional_str("name", name, "RateLimiter()")
+        check_optional_str("RateLimiter()", "name", name)
         self._name = name
         if self._rate.is_integer():
             self._capacity = int(self._rate)
@@ -368,7 +368,7 @@ class Debouncer:
         self._delay = float(
             check_number("Debouncer()", "delay", delay, minimum=0, finite=True)
         )
-        check_optional_str("name", name, "Debouncer()")
+        check_optional_str("Debouncer()", "name", name)
         self._name = name
         self._runs: PerRun[_DebounceState] = PerRun(_DebounceState)
 

@@ -23,7 +23,7 @@ from anyio import (
 from anyio.lowlevel import EventLoopToken, checkpoint_if_cancelled, current_token
 
 from ._bridge import Link
-from ._util import callable_name, check_sync_callable, logger
+from ._util import callable_name, check_instance, check_sync_callable, logger
 
 if sys.version_info >= (3, 11):
     from typing import ParamSpec, TypeVarTuple, Unpack
@@ -79,7 +79,8 @@ def _pickle_call(func: Callable[..., Any], args: tuple[Any, ...]) -> bytes:
         pickler.dump(func)
     except Exception as exc:
         raise TypeError(
-            f"func must be picklable to run in another process (a function defined "
+            f"run_in_process() argument 'func' must be picklable to run in another "
+            f"process (a function defined "
             f"at module level, not a lambda, closure or local function), got "
             f"{callable_name(func)}: {exc}"
         ) from exc
@@ -88,7 +89,8 @@ def _pickle_call(func: Callable[..., Any], args: tuple[Any, ...]) -> bytes:
         pickler.dump(args)
     except Exception as exc:
         raise TypeError(
-            f"args must be picklable to run in another process, but pickling the "
+            f"run_in_process() arguments must be picklable to run in another process, "
+            f"but pickling the "
             f"arguments of {callable_name(func)} failed: {exc}"
         ) from exc
 
@@ -172,10 +174,13 @@ async def run_in_process(
     check_sync_callable(
         "run_in_process()", "func", func, usage="run_in_process({}, ...)"
     )
-    if limiter is not None and not isinstance(limiter, CapacityLimiter):
-        raise TypeError(
-            f"run_in_process() argument 'limiter' must be a CapacityLimiter or None, "
-            f"got {limiter!r}"
+    if limiter is not None:
+        check_instance(
+            "run_in_process()",
+            "limiter",
+            limiter,
+            CapacityLimiter,
+            "a CapacityLimiter or None",
         )
 
     payload = _pickle_call(func, args)

@@ -160,7 +160,7 @@ class Queue(Generic[T]):
 
     def __init__(self, maxsize: float = 0, *, name: str | None = None) -> None:
         check_number(f"{type(self).__name__}()", "maxsize", maxsize)
-        check_optional_str("name", name, f"{type(self).__name__}()")
+        check_optional_str(f"{type(self).__name__}()", "name", name)
         self._name = name
 
         self._maxsize = maxsize

@@ -408,8 +408,7 @@ class Task(Generic[T]):
         :raises TypeError: if ``msg`` is not a string or ``None``
 
         """
-        if msg is not None and not isinstance(msg, str):
-            raise TypeError(f"msg must be a string or None, got {type(msg).__qualname__}")
+        check_optional_str("Task.cancel()", "msg", msg)
 
         state = self._state
         if state is not _PENDING and state is not _CANCELLING:
@@ -482,8 +481,7 @@ class Task(Generic[T]):
         :raises TypeError: if ``fn`` is not callable
 
         """
-        if not callable(fn):
-            raise TypeError(f"fn must be callable, got {type(fn).__qualname__}")
+        check_callable("Task.add_done_callback()", "fn", fn)
 
         if self.done():
             call_soon(lambda: self._run_callback(fn))
@@ -576,7 +574,7 @@ class TaskGroup:
     """
 
     def __init__(self, *, name: str | None = None) -> None:
-        check_optional_str("name", name, "TaskGroup()")
+        check_optional_str("TaskGroup()", "name", name)
 
         self.name = name
         self._group: AnyIOTaskGroup | None = None
@@ -728,7 +726,7 @@ class TaskGroup:
             func,
             usage="start_soon({0}, ...), or create_task({0}(...))",
         )
-        check_optional_str("name", name, "start_soon()")
+        check_optional_str("start_soon()", "name", name)
         coro = func(*args)
         if not iscoroutine(coro):
             raise TypeError(
@@ -764,7 +762,7 @@ class TaskGroup:
 
         """
         check_callable("start()", "func", func, usage="start({}, ...)")
-        check_optional_str("name", name, "start()")
+        check_optional_str("start()", "name", name)
         group = self._check_active()
 
         task_name = name if name is not None else callable_name(func)

@@ -16,10 +16,10 @@ from ._lowlevel import PerRun
 from ._stats import ThreadPoolStatistics
 from ._util import (
     check_int,
+    check_iterable,
     check_optional_str,
     check_sync_callable,
     check_sync_result,
-    close_unstarted,
 )
 
 __all__ = ["ThreadPool", "iterate_in_threadpool", "run_in_threadpool"]
@@ -124,16 +124,7 @@ def iterate_in_threadpool(iterable: Iterable[T]) -> AsyncIterator[T]:
     :raises TypeError: if ``iterable`` is not iterable
 
     """
-    try:
-        iterator = iter(iterable)
-    except TypeError:
-        close_unstarted([iterable])  # no "coroutine was never awaited" warning
-
-        raise TypeError(
-            f"iterate_in_threadpool() expects an iterable, got {type(iterable).__qualname__}"
-        ) from None
-
-    return _ThreadIterator(iterator)
+    return _ThreadIterator(check_iterable("iterate_in_threadpool()", "iterable", iterable))
 
 
 class _ThreadIterator(AsyncIterator[T]):
@@ -187,7 +178,7 @@ class ThreadPool:
         self, max_workers: int, *, name: str | None = None, cancellable: bool = False
     ) -> None:
         check_int("ThreadPool()", "max_workers", max_workers)
-        check_optional_str("name", name, "ThreadPool()")
+        check_optional_str("ThreadPool()", "name", name)
 
         self.max_workers = max_workers
         self.name = name

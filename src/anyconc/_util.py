@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from inspect import CORO_CREATED, getcoroutinestate, isawaitable, iscoroutine
 from numbers import Real
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -32,7 +32,9 @@ __all__ = [
     "check_bool",
     "check_callable",
     "check_coroutine",
+    "check_instance",
     "check_int",
+    "check_iterable",
     "check_number",
     "check_optional_str",
     "check_shutdown_timeout",
@@ -222,64 +224,43 @@ def check_bool(where: str, argument: str, value: object) -> None:
         _reject(where, argument, "True or False", value)
 
 
-def check_optional_str(argument: str, value: object, where: str | None = None) -> None:
-    """
-    Raise :exc:`TypeError` unless ``value`` is a string or ``None`` (names, keys).
-
-    Without ``where`` the message names only the argument (the form older call sites
-    use).
-    """
+def check_optional_str(where: str, argument: str, value: object) -> None:
+    """:raises TypeError: unless ``value`` is a string or ``None`` (names, keys)"""
     if value is not None and not isinstance(value, str):
-        if where is not None:
-            _reject(where, argument, "a string or None", value)
-
-        raise TypeError(
-            f"{argument} must be a string or None, got {type(value).__qualname__}"
-        )
+        _reject(where, argument, "a string or None", value)
 
 
-def check_shutdown_timeout(shutdown_timeout: object, where: str | None = None) -> None:
-    """
-    Validate a grace period in seconds: a non-negative number, or ``None``.
+def check_instance(
+    where: str, argument: str, value: object, cls: type, expected: str
+) -> None:
+    """:raises TypeError: unless ``value`` is an instance of ``cls`` (``expected``)"""
+    if not isinstance(value, cls):
+        _reject(where, argument, expected, value)
 
-    Without ``where`` the message names only the argument (the form older call sites
-    use).
-    """
-    if where is not None:
-        check_number(
-            where, "shutdown_timeout", shutdown_timeout, minimum=0, optional=True
-        )
-        return
 
-    if shutdown_timeout is None:
-        return
-
-    if isinstance(shutdown_timeout, bool) or not isinstance(
-        shutdown_timeout, (int, float)
-    ):
-        raise TypeError(
-            f"shutdown_timeout must be a number or None, "
-            f"got {type(shutdown_timeout).__qualname__}"
-        )
-
-    if not shutdown_timeout >= 0:
-        raise ValueError(
-            f"shutdown_timeout must not be negative, got {shutdown_timeout}"
-        )
+def check_shutdown_timeout(where: str, shutdown_timeout: object) -> None:
+    """Validate a grace period in seconds: a non-negative number, or ``None``."""
+    check_number(where, "shutdown_timeout", shutdown_timeout, minimum=0, optional=True)
 
 
 # -- functions and coroutines ---------------------------------------------------------
 
 
 def check_callable(
-    where: str, argument: str, value: object, *, usage: str | None = None
+    where: str,
+    argument: str,
+    value: object,
+    *,
+    usage: str | None = None,
+    expected: str = "a function",
 ) -> None:
     """
     Validate a function argument (``fetch``, not ``fetch()``).
 
     A coroutine object passed instead of the function is closed, and the message shows
     how to pass the function: ``usage`` with ``{}`` standing for its name
-    (``"start_soon({}, ...)"``).
+    (``"start_soon({}, ...)"``). ``expected`` says what the function is for, in the
+    message (``"an ASGI application (a callable)"``).
 
     :raises TypeError: if ``value`` is not callable
 
@@ -297,7 +278,7 @@ def check_callable(
         )
 
     raise TypeError(
-        f"{where} {_arg(argument)} must be a function, got {_got(value)}{fix}"
+        f"{where} {_arg(argument)} must be {expected}, got {_got(value)}{fix}"
     )
 
 
@@ -459,6 +440,19 @@ def check_awaitables(where: str, values: Iterable[object]) -> None:
     except TypeError:
         close_unstarted(values)
         raise
+
+
+def check_iterable(where: str, argument: str, value: object) -> Iterator[Any]:
+    """
+    Return ``iter(value)``; a coroutine object given instead is closed.
+
+    :raises TypeError: if ``value`` is not iterable
+    """
+    try:
+        return iter(value)  # type: ignore[call-overload, no-any-return]
+    except TypeError:
+        close_unstarted([value])  # no "coroutine was never awaited" warning
+        _reject(where, argument, "iterable", value)
 
 
 def close_unstarted(values: Iterable[object]) -> None:

@@ -46,7 +46,13 @@ from anyio.abc import TaskStatus
 from ._background import BackgroundTasks, check_limits, current_owner
 from ._lowlevel import PerRun
 from ._tasks import INTERRUPTS, Interrupted, find_interrupt
-from ._util import check_optional_str, check_shutdown_timeout, logger
+from ._util import (
+    check_callable,
+    check_instance,
+    check_optional_str,
+    check_shutdown_timeout,
+    logger,
+)
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -159,9 +165,13 @@ def background_tasks_status(
                 "finished_tasks": 0,
                 "failed_tasks": 0,
             }
-    elif not isinstance(supervisor, BackgroundTasks):
-        raise TypeError(
-            f"supervisor must be a BackgroundTasks, got {type(supervisor).__qualname__}"
+    else:
+        check_instance(
+            "background_tasks_status()",
+            "supervisor",
+            supervisor,
+            BackgroundTasks,
+            "a BackgroundTasks or None",
         )
 
     now = anyio.current_time()
@@ -375,16 +385,12 @@ class BackgroundTasksMiddleware:
         limit: int | None = None,
         pending_limit: int | None = None,
     ) -> None:
-        if not callable(app):
-            raise TypeError(
-                f"app must be an ASGI application (a callable), "
-                f"got {type(app).__qualname__}"
-            )
-
-        check_shutdown_timeout(shutdown_timeout)
-        check_optional_str("name", name)
-        check_optional_str("state_key", state_key)
-        check_limits(limit, pending_limit, "BackgroundTasksMiddleware()")
+        where = "BackgroundTasksMiddleware()"
+        check_callable(where, "app", app, expected="an ASGI application (a callable)")
+        check_shutdown_timeout(where, shutdown_timeout)
+        check_optional_str(where, "name", name)
+        check_optional_str(where, "state_key", state_key)
+        check_limits(limit, pending_limit, where)
         self.app = app
         self.shutdown_timeout = shutdown_timeout
         self.name = name
@@ -773,16 +779,18 @@ def background_tasks_lifespan(
         than 1, or ``pending_limit`` is given without ``limit``
 
     """
-    if lifespan is not None and not callable(lifespan):
-        raise TypeError(
-            f"lifespan must be a callable returning an async context manager or None, "
-            f"got {type(lifespan).__qualname__}"
+    where = "background_tasks_lifespan()"
+    if lifespan is not None:
+        check_callable(
+            where,
+            "lifespan",
+            lifespan,
+            expected="a function returning an async context manager, or None",
         )
-
-    check_shutdown_timeout(shutdown_timeout)
-    check_optional_str("name", name)
-    check_optional_str("state_key", state_key)
-    check_limits(limit, pending_limit, "background_tasks_lifespan()")
+    check_shutdown_timeout(where, shutdown_timeout)
+    check_optional_str(where, "name", name)
+    check_optional_str(where, "state_key", state_key)
+    check_limits(limit, pending_limit, where)
 
     def make_state(
         inner: Mapping[str, Any] | None, supervisor: BackgroundTasks
