@@ -771,13 +771,13 @@ async def test_start_bad_arguments() -> None:
             r"object .*serve\(\); pass the function itself, not the result of calling "
             r"it: start\(serve, \.\.\.\)$",
         ):
-            await group.start(coro)  # type: ignore[arg-type]
+            await group.start(coro)  # type: ignore[call-overload]
         assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
         with pytest.raises(
             TypeError,
             match=r"^start\(\) argument 'name' must be a string or None, got int 5$",
         ):
-            await group.start(serve, name=5)  # type: ignore[arg-type]
+            await group.start(serve, name=5)  # type: ignore[call-overload]
         assert await group.start(serve) == 1
         assert group.tasks == ()
 

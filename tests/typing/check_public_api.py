@@ -19,6 +19,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal
 
 import anyio
+import anyio.abc
 
 import anyconc
 from anyconc import (
@@ -112,6 +113,28 @@ def blocking(a: int, b: str = "", *, c: float = 0.0) -> bytes:
     return b""
 
 
+async def serve(
+    port: int, *, task_status: anyio.abc.TaskStatus[str] = anyio.TASK_STATUS_IGNORED
+) -> None:
+    task_status.started(f"port {port}")
+
+
+async def serve_many(
+    a: int, b: str, c: bytes, d: float, *, task_status: anyio.abc.TaskStatus[int]
+) -> None:
+    task_status.started(a)
+
+
+async def serve_nothing(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+    task_status.started()
+
+
+async def serve_five(
+    a: int, b: int, c: int, d: int, e: int, *, task_status: anyio.abc.TaskStatus[int]
+) -> None:
+    task_status.started(a)
+
+
 async def tasks() -> None:
     async with TaskGroup() as group:
         assert_type(group, TaskGroup)
@@ -127,8 +150,16 @@ async def tasks() -> None:
         group.start_soon(fetch_int, "x")  # type: ignore[arg-type]
         assert_type(group.tasks, tuple[Task[Any], ...])
         assert_type(group.cancel_scope, anyio.CancelScope)
-        # As AnyIO's and trio's: the value passed to task_status.started().
-        assert_type(await group.start(fetch_int, 1), Any)
+        # The value passed to task_status.started(), with its type (AnyIO's and
+        # trio's are Any); arguments are checked up to four of them.
+        assert_type(await group.start(serve, 1), str)
+        assert_type(await group.start(serve, 1, name="web"), str)
+        assert_type(await group.start(serve_many, 1, "b", b"c", 1.5), int)
+        assert_type(await group.start(serve_nothing), None)
+        await group.start(serve, "1")  # type: ignore[misc]
+        await group.start(serve, 1, 2)  # type: ignore[arg-type]
+        # Five arguments or more: not checked, Any as in AnyIO.
+        assert_type(await group.start(serve_five, 1, 2, 3, 4, 5), Any)
     async with create_task_group(name="g") as other:
         assert_type(other, TaskGroup)
     async for each in create_task_group():
