@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import sys
+import threading
 from typing import Any
 
 import anyio
@@ -19,6 +20,7 @@ from anyconc import (
     TaskNotFinished,
     create_task_group,
 )
+from anyconc.pytest_plugin import backend_spec
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup, ExceptionGroup
@@ -307,6 +309,46 @@ async def test_done_callback_added_after_finish_runs_at_next_scheduling_point() 
     assert seen == ["x"]
     await anyio.wait_all_tasks_blocked()
     assert seen == ["x"]
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "uvloop", "trio"])
+def test_done_callback_added_after_the_run_ended_is_called_at_once(
+    backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def make_task() -> Task[str]:
+        async with TaskGroup() as group:
+            return group.create_task(fetch("x"))
+
+    name, options = backend_spec(backend)
+    task = anyio.run(make_task, backend=name, backend_options=options)
+    seen: list[tuple[str, bool]] = []
+
+    def callback(t: Task[str]) -> None:
+        seen.append((t.result(), threading.current_thread() is threading.main_thread()))
+
+    # No run to schedule it in: called now, in this thread (as concurrent.futures does).
+    task.add_done_callback(callback)
+    assert seen == [("x", True)]
+
+    def bad(t: Task[str]) -> None:
+        raise RuntimeError("after the run")
+
+    caplog.set_level(logging.ERROR, logger="anyconc")
+    task.add_done_callback(bad)
+    assert [str(r.exc_info[1]) for r in caplog.records if r.exc_info] == ["after the run"]
+
+
+async def test_done_callback_added_from_a_worker_thread_is_called_there() -> None:
+    async with TaskGroup() as group:
+        task = group.create_task(fetch("x"))
+
+    threads: list[bool] = []
+
+    def callback(t: Task[str]) -> None:
+        threads.append(threading.current_thread() is threading.main_thread())
+
+    await anyio.to_thread.run_sync(task.add_done_callback, callback)
+    assert threads == [False]
 
 
 async def test_done_callbacks_run_for_failed_and_cancelled_tasks() -> None:

@@ -15,7 +15,7 @@ import anyio
 from anyio import TaskCancelled, TaskNotFinished, get_cancelled_exc_class
 from anyio.lowlevel import checkpoint, checkpoint_if_cancelled
 
-from ._lowlevel import call_soon, interrupt_run, spawn_run_task
+from ._lowlevel import call_soon, current_run_or_none, interrupt_run, spawn_run_task
 from ._util import (
     callable_name,
     check_callable,
@@ -532,8 +532,11 @@ class Task(Generic[T]):
 
         Callbacks run on the event-loop thread, once, in the order they were added, right
         after the task finishes. A callback added to a task that has already finished
-        runs at the next scheduling point. An exception raised by a callback is logged
-        on the ``anyconc`` logger and goes no further.
+        runs at the next scheduling point of the caller's run; where there is no run to
+        schedule it in (the task's run has ended, or the caller is a worker thread),
+        it is called at once, in the caller's thread, as :mod:`concurrent.futures`
+        does. An exception raised by a callback is logged on the ``anyconc`` logger and
+        goes no further.
 
         :raises TypeError: if ``fn`` is not callable
 
@@ -541,7 +544,10 @@ class Task(Generic[T]):
         check_callable("Task.add_done_callback()", "fn", fn)
 
         if self.done():
-            call_soon(lambda: self._run_callback(fn))
+            if current_run_or_none() is None:
+                self._run_callback(fn)
+            else:
+                call_soon(lambda: self._run_callback(fn))
         elif self._callbacks is None:
             self._callbacks = [fn]
         else:
