@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 import threading
@@ -437,6 +438,46 @@ async def test_condition_notify_n_in_order_and_shared_lock() -> None:
         condition.notify()
     with pytest.raises(RuntimeError, match="not holding the underlying lock"):
         await condition.wait()
+
+
+async def test_condition_bad_arguments() -> None:
+    async def ready() -> bool:
+        return True
+
+    condition = Condition()
+    async with condition:
+        coro = ready()
+        with pytest.raises(
+            TypeError,
+            match=r"^Condition\.wait_for\(\) argument 'predicate' must be a function, "
+            r"got the coroutine object .*ready\(\); pass the function itself, not the "
+            r"result of calling it: condition\.wait_for\(ready\)$",
+        ):
+            await condition.wait_for(coro)  # type: ignore[arg-type]
+        assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+        # An async predicate's coroutine would be true at once, and never awaited.
+        with pytest.raises(
+            TypeError,
+            match=r"^Condition\.wait_for\(\) argument 'predicate' must be a "
+            r"synchronous function, got the async function '.*ready'; the predicate "
+            r"is called with the lock held: use a plain 'def'$",
+        ):
+            await condition.wait_for(ready)  # type: ignore[unused-coroutine]
+        cases: list[tuple[Any, type[Exception], str]] = [
+            (-1, ValueError, "-1"),
+            (True, TypeError, "bool True"),
+            ("1", TypeError, "str '1'"),
+            (1.0, TypeError, "float 1.0"),
+        ]
+        for n, error, got in cases:
+            with pytest.raises(
+                error,
+                match=r"^Condition\.notify\(\) argument 'n' must be a non-negative "
+                rf"integer, got {got}$",
+            ):
+                condition.notify(n)
+        condition.notify(0)
+        assert condition.locked()
 
 
 async def test_condition_wait_cancelled_reacquires_lock() -> None:
