@@ -113,6 +113,7 @@ def _arg(argument: str) -> str:
 
 
 def _reject(where: str, argument: str, expected: str, value: object) -> NoReturn:
+    close_unstarted([value])  # a coroutine object given by mistake: it will never run
     raise TypeError(f"{where} {_arg(argument)} must be {expected}, got {_got(value)}")
 
 

@@ -47,6 +47,7 @@ from ._background import BackgroundTasks, check_limits, current_owner
 from ._lowlevel import PerRun
 from ._tasks import INTERRUPTS, Interrupted, find_interrupt
 from ._util import (
+    check_awaitable_result,
     check_callable,
     check_instance,
     check_optional_str,
@@ -460,7 +461,11 @@ class BackgroundTasksMiddleware:
                     self,
                 )
 
-        await self.app(scope, receive, send)
+        result = self.app(scope, receive, send)
+        # A plain function given as the app: say so, not "object NoneType can't be
+        # used in 'await' expression".
+        check_awaitable_result("BackgroundTasksMiddleware.__call__()", self.app, result)
+        await result
 
     # -- lifespan -------------------------------------------------------------------
 
@@ -595,7 +600,10 @@ class _Lifespan:
     async def _run_app(self) -> None:
         app_error: Exception | None = None
         try:
-            await self.middleware.app(self.scope, self._app_receive, self._app_send)
+            app = self.middleware.app
+            result = app(self.scope, self._app_receive, self._app_send)
+            check_awaitable_result("BackgroundTasksMiddleware.__call__()", app, result)
+            await result
         except Exception as exc:
             app_error = exc
         except INTERRUPTS as exc:
