@@ -782,6 +782,30 @@ async def test_start_bad_arguments() -> None:
         assert group.tasks == ()
 
 
+async def test_start_with_a_plain_function_is_a_type_error_naming_it() -> None:
+    calls: list[str] = []
+
+    def sync(*, task_status: anyio.abc.TaskStatus[int]) -> int:
+        calls.append("called")
+        return 1
+
+    async def serve(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+        task_status.started(2)
+
+    async with TaskGroup() as group:
+        with pytest.raises(
+            TypeError,
+            match=r"^start\(\) expects a coroutine function, but '.*sync' returned "
+            r"int$",
+        ):
+            await group.start(sync)  # type: ignore[arg-type]
+        assert calls == ["called"]
+        assert group.tasks == ()
+        # The group is not failed by it.
+        assert await group.start(serve) == 2
+    assert not group.cancel_scope.cancel_called
+
+
 async def test_start_soon_bad_arguments() -> None:
     async with TaskGroup() as group:
         with pytest.raises(
