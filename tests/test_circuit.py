@@ -472,6 +472,26 @@ async def test_call_with_non_awaitable_result_is_neutral() -> None:
             "recovery_timeout' must be a non-negative number, got str '60'",
         ),
         (
+            {"failure_threshold": True},
+            TypeError,
+            "failure_threshold' must be a positive integer, got bool True",
+        ),
+        (
+            {"half_open_max_calls": True},
+            TypeError,
+            "half_open_max_calls' must be a positive integer, got bool True",
+        ),
+        (
+            {"recovery_timeout": float("nan")},
+            ValueError,
+            "recovery_timeout' must be a non-negative number, got nan",
+        ),
+        (
+            {"recovery_timeout": True},
+            TypeError,
+            "recovery_timeout' must be a non-negative number, got bool True",
+        ),
+        (
             {"expected": int},
             TypeError,
             "expected' must be an exception type or a non-empty tuple of them, got <class 'int'>",

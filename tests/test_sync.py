@@ -232,6 +232,19 @@ def test_bad_arguments() -> None:
         r"integer or math.inf, got -1$",
     ):
         CapacityLimiter(-1)
+    with pytest.raises(
+        TypeError,
+        match=r"^Semaphore\(\) argument 'initial_value' must be a non-negative "
+        r"integer, got float nan$",
+    ):
+        Semaphore(math.nan)  # type: ignore[arg-type]
+    for value, got in [(math.nan, "float nan"), (True, "bool True")]:
+        with pytest.raises(
+            TypeError,
+            match=r"^CapacityLimiter\(\) argument 'total_tokens' must be a "
+            rf"non-negative integer or math.inf, got {got}$",
+        ):
+            CapacityLimiter(value)
     limiter = CapacityLimiter(1)
     with pytest.raises(
         TypeError,

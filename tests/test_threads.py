@@ -468,6 +468,7 @@ def test_iterate_in_threadpool_bad_arguments() -> None:
         (True, TypeError, "must be a positive integer, got bool True$"),
         (2.0, TypeError, "must be a positive integer, got float 2.0$"),
         ("2", TypeError, "must be a positive integer, got str '2'$"),
+        (float("nan"), TypeError, "must be a positive integer, got float nan$"),
         (None, TypeError, "must be a positive integer, got NoneType None$"),
     ],
 )
