@@ -469,6 +469,21 @@ async def test_run_in_process_result_and_exception() -> None:
     assert "_call_pickled" not in str(cause)
 
 
+def returns_a_coroutine() -> Any:
+    return _job()
+
+
+async def test_run_in_process_sync_function_returning_a_coroutine() -> None:
+    # Named, instead of "cannot pickle 'coroutine' object"; closed in the worker.
+    with pytest.raises(
+        TypeError,
+        match=r"^run_in_process\(\): 'returns_a_coroutine' returned a coroutine "
+        r"object, which cannot be awaited in a worker process; await the async "
+        r"function directly instead$",
+    ):
+        await run_in_process(returns_a_coroutine)
+
+
 def _make_closure() -> Callable[[], int]:
     n = 1
 

@@ -112,7 +112,11 @@ def _call_pickled(payload: bytes) -> tuple[bool, Any, str | None]:
     func = unpickler.load()
     args = unpickler.load()
     try:
-        return True, func(*args), None
+        result = func(*args)
+        # A coroutine could not even be pickled back ("cannot pickle 'coroutine'
+        # object", naming nothing); closed here, so the worker does not warn either.
+        check_sync_result("run_in_process()", func, result, worker="worker process")
+        return True, result, None
     except Exception as exc:
         # Skip this function's own frame: the traceback starts in ``func``.
         tb = exc.__traceback__.tb_next if exc.__traceback__ else None

@@ -369,11 +369,14 @@ def check_sync_callable(
         )
 
 
-def check_sync_result(where: str, func: object, result: object) -> None:
+def check_sync_result(
+    where: str, func: object, result: object, *, worker: str = "worker thread"
+) -> None:
     """
     Check what a synchronous function returned in a worker: a coroutine (``lambda:
     fetch()``) could never be awaited there, so it is closed and rejected.
 
+    :param worker: where it ran, for the message (``"worker process"``)
     :raises TypeError: naming ``func``, if ``result`` is a coroutine object
 
     """
@@ -381,7 +384,7 @@ def check_sync_result(where: str, func: object, result: object) -> None:
         result.close()
         raise TypeError(
             f"{where}: {callable_name(func)!r} returned a coroutine object, which "
-            f"cannot be awaited in a worker thread; await the async function directly "
+            f"cannot be awaited in a {worker}; await the async function directly "
             f"instead"
         )
 
