@@ -511,6 +511,41 @@ async def test_a_plain_function_as_the_app_is_a_type_error_naming_it() -> None:
     assert server.error is None
 
 
+async def test_lifespan_that_is_not_a_context_manager_factory_is_named() -> None:
+    async def undecorated(app: Any) -> AsyncIterator[None]:
+        yield
+
+    async def coroutine_function(app: Any) -> None:
+        pass
+
+    fix = r"; decorate it with @contextlib\.asynccontextmanager$"
+    start = (
+        r"^background_tasks_lifespan\(\) argument 'lifespan' must be a function "
+        r"returning an async context manager, or None, got the "
+    )
+    with pytest.raises(
+        TypeError, match=start + r"async generator function '.*undecorated'" + fix
+    ):
+        background_tasks_lifespan(undecorated)  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError, match=start + r"async function '.*coroutine_function'" + fix
+    ):
+        background_tasks_lifespan(coroutine_function)  # type: ignore[arg-type]
+
+    # Known only when it is called, at startup: named then, nothing left running.
+    def plain(app: Any) -> dict[str, Any]:
+        return {}
+
+    factory = background_tasks_lifespan(plain)  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError,
+        match=r"^background_tasks_lifespan\(\): '.*plain' returned dict, not an "
+        r"async context manager" + fix,
+    ):
+        async with factory(object()):
+            raise AssertionError("not entered")
+
+
 # -- servers and apps without lifespan ---------------------------------------------------
 
 
