@@ -511,6 +511,30 @@ async def test_a_plain_function_as_the_app_is_a_type_error_naming_it() -> None:
     assert server.error is None
 
 
+def test_a_coroutine_object_as_the_app_or_the_lifespan_is_closed() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        pass
+
+    coro = app({}, None, None)
+    with pytest.raises(
+        TypeError,
+        match=r"^BackgroundTasksMiddleware\(\) argument 'app' must be an ASGI "
+        r"application \(a callable\), got the coroutine object .*app\(\); pass the "
+        r"function itself",
+    ):
+        BackgroundTasksMiddleware(coro)  # type: ignore[arg-type]
+    assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+    coro = app({}, None, None)
+    with pytest.raises(
+        TypeError,
+        match=r"^background_tasks_lifespan\(\) argument 'lifespan' must be a function "
+        r"returning an async context manager, or None, got the coroutine object "
+        r".*app\(\); pass the function itself",
+    ):
+        background_tasks_lifespan(coro)  # type: ignore[arg-type]
+    assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+
+
 async def test_lifespan_that_is_not_a_context_manager_factory_is_named() -> None:
     async def undecorated(app: Any) -> AsyncIterator[None]:
         yield

@@ -398,3 +398,14 @@ def test_asyncify_bad_arguments() -> None:
         match=r"^asyncify\(\) argument 'pool' must be a ThreadPool or None, got str 'pool'$",
     ):
         asyncify(print, pool="pool")  # type: ignore[arg-type]
+    for convert in (asyncify, syncify):
+        coro = coroutine_function()
+        with pytest.raises(
+            TypeError,
+            match=rf"^{convert.__name__}\(\) argument 'func' must be a function, got "
+            r"the coroutine object .*coroutine_function\(\); pass the function "
+            rf"itself, not the result of calling it: {convert.__name__}\("
+            r"coroutine_function\)$",
+        ):
+            convert(coro)  # type: ignore[arg-type]
+        assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"

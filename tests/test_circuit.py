@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import gc
+import inspect
 import logging
 import pickle
 import warnings
@@ -545,6 +546,18 @@ def test_decorator_rejects_sync_functions() -> None:
         "got the synchronous function "
         "'test_decorator_rejects_sync_functions.<locals>.sync' (use 'async def')"
     )
+
+
+def test_decorator_rejects_a_coroutine_object_and_closes_it() -> None:
+    coro = ok()
+    with pytest.raises(TypeError) as info:
+        CircuitBreaker()(coro)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "CircuitBreaker.__call__() argument 'func' must be a function, got the "
+        "coroutine object ok(); pass the function itself, not the result of calling "
+        "it: breaker(ok)"
+    )
+    assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
 
 
 # --- errors, logging, portability ---

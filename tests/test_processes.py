@@ -469,6 +469,18 @@ async def test_run_in_process_result_and_exception() -> None:
     assert "_call_pickled" not in str(cause)
 
 
+async def test_run_in_process_rejects_a_coroutine_object_and_closes_it() -> None:
+    coro = _job()
+    with pytest.raises(
+        TypeError,
+        match=r"^run_in_process\(\) argument 'func' must be a function, got the "
+        r"coroutine object _job\(\); pass the function itself, not the result of "
+        r"calling it: run_in_process\(_job, \.\.\.\)$",
+    ):
+        await run_in_process(coro)  # type: ignore[arg-type]
+    assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+
+
 def returns_a_coroutine() -> Any:
     return _job()
 

@@ -408,6 +408,19 @@ async def test_add_done_callback_rejects_non_callable() -> None:
         ):
             task.add_done_callback(42)  # type: ignore[arg-type]
 
+        async def on_done(task: Task[Any]) -> None:
+            raise AssertionError("never run")
+
+        coro = on_done(task)
+        with pytest.raises(
+            TypeError,
+            match=r"^Task\.add_done_callback\(\) argument 'fn' must be a function, "
+            r"got the coroutine object .*on_done\(\); pass the function itself, not "
+            r"the result of calling it: ",
+        ):
+            task.add_done_callback(coro)  # type: ignore[arg-type]
+        assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+
 
 async def test_seed_task_completion_callbacks_pattern(
     caplog: pytest.LogCaptureFixture,
