@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
+from . import _util
 from ._util import (
     DEBUG,
     callable_name,
@@ -411,7 +412,11 @@ class LoggingObserver:
     )
 
     def __init__(self, logger: logging.Logger = logger) -> None:
-        if not callable(getattr(logger, "isEnabledFor", None)):
+        # The default, anyconc's lazy logger, is not looked into: that would import
+        # logging at anyconc's import.
+        if logger is not _util.logger and not callable(
+            getattr(logger, "isEnabledFor", None)
+        ):
             close_unstarted([logger])  # a coroutine object given by mistake
             raise TypeError(
                 f"LoggingObserver() argument 'logger' must be a logging.Logger, got "
