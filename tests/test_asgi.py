@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -472,6 +473,101 @@ def test_status_rejects_what_is_not_a_supervisor() -> None:
         r"BackgroundTasks or None, got dict \{\}$",
     ):
         background_tasks_status({})  # type: ignore[arg-type]
+
+
+def test_status_given_a_coroutine_object_closes_it() -> None:
+    async def supervisor() -> BackgroundTasks:
+        return BackgroundTasks()
+
+    coro = supervisor()
+    with pytest.raises(
+        TypeError,
+        match=r"^background_tasks_status\(\) argument 'supervisor' must be a "
+        r"BackgroundTasks or None, got the coroutine object .*supervisor\(\)$",
+    ):
+        background_tasks_status(coro)  # type: ignore[arg-type]
+    assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+
+
+async def test_a_plain_function_as_the_app_is_a_type_error_naming_it() -> None:
+    calls: list[str] = []
+
+    def sync_app(scope: Any, receive: Any, send: Any) -> None:
+        calls.append(scope["type"])
+
+    middleware = BackgroundTasksMiddleware(sync_app)  # type: ignore[arg-type]
+    async with serving(middleware) as server:
+        # Its lifespan failure means "no lifespan support" (the ASGI spec's rule).
+        assert await server.startup() == "lifespan.startup.complete"
+        with pytest.raises(
+            TypeError,
+            match=r"^BackgroundTasksMiddleware\.__call__\(\): '.*sync_app' returned "
+            r"NoneType, not an awaitable; pass an async function \(or a function "
+            r"returning an awaitable\)$",
+        ):
+            await request(middleware, state=server.state)
+        assert await server.shutdown() == "lifespan.shutdown.complete"
+    assert calls == ["lifespan", "http"]
+    assert server.error is None
+
+
+def test_a_coroutine_object_as_the_app_or_the_lifespan_is_closed() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        pass
+
+    coro = app({}, None, None)
+    with pytest.raises(
+        TypeError,
+        match=r"^BackgroundTasksMiddleware\(\) argument 'app' must be an ASGI "
+        r"application \(a callable\), got the coroutine object .*app\(\); pass the "
+        r"function itself",
+    ):
+        BackgroundTasksMiddleware(coro)  # type: ignore[arg-type]
+    assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+    coro = app({}, None, None)
+    with pytest.raises(
+        TypeError,
+        match=r"^background_tasks_lifespan\(\) argument 'lifespan' must be a function "
+        r"returning an async context manager, or None, got the coroutine object "
+        r".*app\(\); pass the function itself",
+    ):
+        background_tasks_lifespan(coro)  # type: ignore[arg-type]
+    assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+
+
+async def test_lifespan_that_is_not_a_context_manager_factory_is_named() -> None:
+    async def undecorated(app: Any) -> AsyncIterator[None]:
+        yield
+
+    async def coroutine_function(app: Any) -> None:
+        pass
+
+    fix = r"; decorate it with @contextlib\.asynccontextmanager$"
+    start = (
+        r"^background_tasks_lifespan\(\) argument 'lifespan' must be a function "
+        r"returning an async context manager, or None, got the "
+    )
+    with pytest.raises(
+        TypeError, match=start + r"async generator function '.*undecorated'" + fix
+    ):
+        background_tasks_lifespan(undecorated)  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError, match=start + r"async function '.*coroutine_function'" + fix
+    ):
+        background_tasks_lifespan(coroutine_function)  # type: ignore[arg-type]
+
+    # Known only when it is called, at startup: named then, nothing left running.
+    def plain(app: Any) -> dict[str, Any]:
+        return {}
+
+    factory = background_tasks_lifespan(plain)  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError,
+        match=r"^background_tasks_lifespan\(\): '.*plain' returned dict, not an "
+        r"async context manager" + fix,
+    ):
+        async with factory(object()):
+            raise AssertionError("not entered")
 
 
 # -- servers and apps without lifespan ---------------------------------------------------

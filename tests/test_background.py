@@ -451,11 +451,47 @@ async def test_bad_arguments() -> None:
         r"non-negative number or None, got str '1'$",
     ):
         BackgroundTasks(shutdown_timeout="1")  # type: ignore[arg-type]
+    with pytest.raises(
+        ValueError,
+        match=r"^BackgroundTasks\(\) argument 'shutdown_timeout' must be a "
+        r"non-negative number or None, got nan$",
+    ):
+        BackgroundTasks(shutdown_timeout=float("nan"))
+    with pytest.raises(
+        TypeError,
+        match=r"^BackgroundTasks\(\) argument 'shutdown_timeout' must be a "
+        r"non-negative number or None, got bool True$",
+    ):
+        BackgroundTasks(shutdown_timeout=True)
+    with pytest.raises(
+        TypeError,
+        match=r"^BackgroundTasks\(\) argument 'name' must be a string or None, got "
+        r"int 123$",
+    ):
+        BackgroundTasks(name=123)  # type: ignore[arg-type]
     supervisor = BackgroundTasks()
     coro = job()
     with pytest.raises(RuntimeError, match="not accepting new tasks"):
         supervisor.create_task(coro)
     assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+
+
+async def test_spawn_bad_name_closes_the_coroutine_and_starts_nothing() -> None:
+    ran: list[str] = []
+
+    async def job() -> None:
+        ran.append("job")
+
+    async with BackgroundTasks() as supervisor:
+        coro = job()
+        with pytest.raises(
+            TypeError,
+            match=r"^spawn\(\) argument 'name' must be a string or None, got int 123$",
+        ):
+            await supervisor.spawn(coro, name=123)  # type: ignore[arg-type]
+        assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+        assert supervisor.statistics().started == 0
+    assert ran == []
 
 
 def test_create_background_task_outside_a_loop() -> None:

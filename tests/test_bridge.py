@@ -262,6 +262,35 @@ def test_run_from_thread_bad_arguments() -> None:
     assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
 
 
+@pytest.mark.parametrize("executor", [False, True])
+async def test_run_from_thread_plain_function_is_a_type_error_naming_it(
+    executor: bool,
+) -> None:
+    calls: list[int] = []
+
+    def plain(x: int) -> int:
+        calls.append(x)
+        return x
+
+    def in_thread() -> object:
+        return run_from_thread(plain, 1)  # type: ignore[arg-type]
+
+    with pytest.raises(
+        TypeError,
+        match=r"^run_from_thread\(\): '.*plain' returned int, not an awaitable; pass "
+        r"an async function \(or a function returning an awaitable\)$",
+    ):
+        if executor:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                await anyconc.run_in_executor(pool, in_thread)
+        else:
+            await run_in_threadpool(in_thread)
+    assert calls == [1]
+    # A plain function returning an awaitable still works.
+    total, _ = await run_in_threadpool(lambda: run_from_thread(lambda: add(2, 1)))
+    assert total == 3
+
+
 def test_run_from_thread_outside_any_event_loop() -> None:
     with pytest.raises(RuntimeError, match=r"must be called from a worker thread"):
         run_from_thread(add, 1)
@@ -369,3 +398,14 @@ def test_asyncify_bad_arguments() -> None:
         match=r"^asyncify\(\) argument 'pool' must be a ThreadPool or None, got str 'pool'$",
     ):
         asyncify(print, pool="pool")  # type: ignore[arg-type]
+    for convert in (asyncify, syncify):
+        coro = coroutine_function()
+        with pytest.raises(
+            TypeError,
+            match=rf"^{convert.__name__}\(\) argument 'func' must be a function, got "
+            r"the coroutine object .*coroutine_function\(\); pass the function "
+            rf"itself, not the result of calling it: {convert.__name__}\("
+            r"coroutine_function\)$",
+        ):
+            convert(coro)  # type: ignore[arg-type]
+        assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"

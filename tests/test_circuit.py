@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import gc
+import inspect
 import logging
 import pickle
 import warnings
@@ -472,6 +473,26 @@ async def test_call_with_non_awaitable_result_is_neutral() -> None:
             "recovery_timeout' must be a non-negative number, got str '60'",
         ),
         (
+            {"failure_threshold": True},
+            TypeError,
+            "failure_threshold' must be a positive integer, got bool True",
+        ),
+        (
+            {"half_open_max_calls": True},
+            TypeError,
+            "half_open_max_calls' must be a positive integer, got bool True",
+        ),
+        (
+            {"recovery_timeout": float("nan")},
+            ValueError,
+            "recovery_timeout' must be a non-negative number, got nan",
+        ),
+        (
+            {"recovery_timeout": True},
+            TypeError,
+            "recovery_timeout' must be a non-negative number, got bool True",
+        ),
+        (
             {"expected": int},
             TypeError,
             "expected' must be an exception type or a non-empty tuple of them, got <class 'int'>",
@@ -525,6 +546,18 @@ def test_decorator_rejects_sync_functions() -> None:
         "got the synchronous function "
         "'test_decorator_rejects_sync_functions.<locals>.sync' (use 'async def')"
     )
+
+
+def test_decorator_rejects_a_coroutine_object_and_closes_it() -> None:
+    coro = ok()
+    with pytest.raises(TypeError) as info:
+        CircuitBreaker()(coro)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "CircuitBreaker.__call__() argument 'func' must be a function, got the "
+        "coroutine object ok(); pass the function itself, not the result of calling "
+        "it: breaker(ok)"
+    )
+    assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
 
 
 # --- errors, logging, portability ---

@@ -485,3 +485,66 @@ async def test_as_completed_left_early_with_a_limit_leaves_no_unawaited_coroutin
                 break
     gc.collect()  # a leaked coroutine would warn now: warnings are errors
     assert tracker.running == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "got"),
+    [
+        (float("nan"), TypeError, "float nan"),
+        (True, TypeError, "bool True"),
+        ("2", TypeError, "str '2'"),
+        (-1, ValueError, "-1"),
+    ],
+)
+@pytest.mark.parametrize("call", ["gather", "amap", "as_completed"])
+async def test_bad_limit_is_rejected_before_anything_runs(
+    call: str, value: Any, error: type[Exception], got: str
+) -> None:
+    ran: list[int] = []
+
+    async def job(x: int) -> int:
+        ran.append(x)
+        return x
+
+    coros = [] if call == "amap" else [job(1), job(2)]
+    with pytest.raises(
+        error,
+        match=rf"^{call}\(\) argument 'limit' must be a positive integer or None, "
+        rf"got {got}$",
+    ):
+        if call == "gather":
+            await gather(*coros, limit=value)
+        elif call == "amap":
+            await amap(job, [1, 2], limit=value)
+        else:
+            async with as_completed(*coros, limit=value):
+                raise AssertionError("not entered")
+    assert all(inspect.getcoroutinestate(c) == "CORO_CLOSED" for c in coros)
+    assert ran == []
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "got"),
+    [
+        (float("nan"), ValueError, "nan"),
+        (float("inf"), ValueError, "inf"),
+        (True, TypeError, "bool True"),
+        (-2.5, ValueError, "-2.5"),
+    ],
+)
+async def test_amap_bad_max_per_second_is_rejected_before_anything_runs(
+    value: Any, error: type[Exception], got: str
+) -> None:
+    ran: list[int] = []
+
+    async def job(x: int) -> int:
+        ran.append(x)
+        return x
+
+    with pytest.raises(
+        error,
+        match=r"^amap\(\) argument 'max_per_second' must be a positive finite number "
+        rf"or None, got {got}$",
+    ):
+        await amap(job, [1, 2], max_per_second=value)
+    assert ran == []

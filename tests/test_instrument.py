@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import sys
 from collections.abc import Iterator
@@ -475,6 +476,98 @@ def test_subscribe_and_unsubscribe_errors() -> None:
     stop()  # a second time: nothing
     with pytest.raises(ValueError, match=r"is not subscribed"):
         unsubscribe(observer)
+
+
+def test_subscribe_bad_input_names_the_call_and_closes_coroutines() -> None:
+    async def async_observer(event: InstrumentEvent) -> None:
+        pass
+
+    def observer(event: InstrumentEvent) -> None:
+        pass
+
+    with pytest.raises(
+        TypeError,
+        match=r"^subscribe\(\) argument 'observer' must be a synchronous function, got "
+        r"the async function '.*async_observer'; observers are called synchronously: "
+        r"use a plain 'def' that hands the event to a task \(e\.g\. through a "
+        r"Queue\)$",
+    ):
+        subscribe(async_observer)
+    coro = async_observer(None)  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError,
+        match=r"^subscribe\(\) argument 'observer' must be a function, got the "
+        r"coroutine object .*async_observer\(\); pass the function itself",
+    ):
+        subscribe(coro)  # type: ignore[arg-type]
+    assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+    with pytest.raises(
+        TypeError,
+        match=r"^subscribe\(\) argument 'kinds' must be iterable, got int 3$",
+    ):
+        subscribe(observer, kinds=3)  # type: ignore[arg-type]
+    coro = async_observer(None)  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError,
+        match=r"^subscribe\(\) argument 'kinds' must be iterable, got the coroutine "
+        r"object .*async_observer\(\)$",
+    ):
+        subscribe(observer, kinds=coro)  # type: ignore[arg-type]
+    assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+    # Nothing was subscribed by the rejected calls.
+    assert all(
+        async_observer not in obs and observer not in obs
+        for obs in _instrument.listeners.values()
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"^unsubscribe\(\) argument 'observer' <function .*observer at .*> is "
+        r"not subscribed$",
+    ):
+        unsubscribe(observer)
+
+
+async def test_an_observer_returning_a_coroutine_has_it_closed_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    made: list[object] = []
+
+    async def handle(event: InstrumentEvent) -> None:
+        raise AssertionError("never run")
+
+    def observer(event: InstrumentEvent) -> object:
+        made.append(handle(event))
+        return made[-1]
+
+    stop = subscribe(observer, kinds=[CircuitStateChanged])
+    try:
+        breaker = CircuitBreaker(failure_threshold=1, recovery_timeout=60)
+        with pytest.raises(OSError):
+            await breaker.call(fail)
+    finally:
+        stop()
+    assert breaker.state == "open"
+    assert len(made) == 1
+    assert inspect.getcoroutinestate(made[0]) == "CORO_CLOSED"  # type: ignore[arg-type]
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert "raised on circuit.state_changed; ignored" in errors[0].getMessage()
+    assert errors[0].exc_info is not None
+    assert str(errors[0].exc_info[1]) == (
+        f"observer {observer.__qualname__!r} returned a coroutine object, which is "
+        f"never awaited: observers are called synchronously"
+    )
+
+
+def test_logging_observer_rejects_what_is_not_a_logger() -> None:
+    with pytest.raises(
+        TypeError,
+        match=r"^LoggingObserver\(\) argument 'logger' must be a logging\.Logger, got "
+        r"int$",
+    ):
+        anyconc.LoggingObserver(3)  # type: ignore[arg-type]
+    logger = logging.getLogger("anyconc.test")
+    assert anyconc.LoggingObserver(logger).logger is logger
 
 
 def test_events_are_frozen_dataclasses() -> None:

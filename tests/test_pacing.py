@@ -183,6 +183,12 @@ async def test_body_exception_propagates_and_the_entry_counts() -> None:
         ),
         (("5",), TypeError, "'rate' must be a positive finite number, got str '5'"),
         ((5, 0), ValueError, "'per' must be a positive finite number, got 0"),
+        ((True,), TypeError, "'rate' must be a positive finite number, got bool True"),
+        (
+            (5, float("nan")),
+            ValueError,
+            "'per' must be a positive finite number, got nan",
+        ),
         (
             (5, None),
             TypeError,
@@ -280,6 +286,8 @@ async def test_every_cancelled_while_waiting() -> None:
         (-1.5, ValueError, "must be a positive finite number, got -1.5"),
         (float("inf"), ValueError, "must be a positive finite number, got inf"),
         ("1", TypeError, "must be a positive finite number, got str '1'"),
+        (float("nan"), ValueError, "must be a positive finite number, got nan"),
+        (True, TypeError, "must be a positive finite number, got bool True"),
     ],
 )
 def test_every_bad_arguments(
@@ -467,6 +475,17 @@ def test_debouncer_bad_arguments() -> None:
         r"got str '1'$",
     ):
         Debouncer("1")  # type: ignore[arg-type]
+    for value, error, got in [
+        (float("nan"), ValueError, "nan"),
+        (float("inf"), ValueError, "inf"),
+        (True, TypeError, "bool True"),
+    ]:
+        with pytest.raises(
+            error,
+            match=r"^Debouncer\(\) argument 'delay' must be a non-negative finite "
+            rf"number, got {got}$",
+        ):
+            Debouncer(value)
     assert Debouncer(0).delay == 0.0
     with pytest.raises(
         RuntimeError,

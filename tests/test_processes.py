@@ -469,6 +469,33 @@ async def test_run_in_process_result_and_exception() -> None:
     assert "_call_pickled" not in str(cause)
 
 
+async def test_run_in_process_rejects_a_coroutine_object_and_closes_it() -> None:
+    coro = _job()
+    with pytest.raises(
+        TypeError,
+        match=r"^run_in_process\(\) argument 'func' must be a function, got the "
+        r"coroutine object _job\(\); pass the function itself, not the result of "
+        r"calling it: run_in_process\(_job, \.\.\.\)$",
+    ):
+        await run_in_process(coro)  # type: ignore[arg-type]
+    assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+
+
+def returns_a_coroutine() -> Any:
+    return _job()
+
+
+async def test_run_in_process_sync_function_returning_a_coroutine() -> None:
+    # Named, instead of "cannot pickle 'coroutine' object"; closed in the worker.
+    with pytest.raises(
+        TypeError,
+        match=r"^run_in_process\(\): 'returns_a_coroutine' returned a coroutine "
+        r"object, which cannot be awaited in a worker process; await the async "
+        r"function directly instead$",
+    ):
+        await run_in_process(returns_a_coroutine)
+
+
 def _make_closure() -> Callable[[], int]:
     n = 1
 
@@ -644,3 +671,86 @@ def test_async_executor_repr_and_properties() -> None:
         assert wrapped.cancellable is True
         assert repr(wrapped) == f"AsyncExecutor({pool!r}, cancellable=True)"
         assert AsyncExecutor(pool).cancellable is False
+
+
+# --------------------------------------------------------------------------------------
+# Bad input at the boundary (issue 16)
+# --------------------------------------------------------------------------------------
+
+
+async def _job() -> int:
+    return 1
+
+
+@pytest.mark.parametrize("use_wrapper", [False, True])
+async def test_sync_function_returning_a_coroutine_is_rejected(
+    use_wrapper: bool,
+) -> None:
+    # As run_in_threadpool: the coroutine could never be awaited in the executor.
+    made: list[Any] = []
+
+    def sync_returning_coroutine(x: int) -> Any:
+        made.append(_job())
+        return made[-1]
+
+    where = r"AsyncExecutor\.run\(\)" if use_wrapper else r"run_in_executor\(\)"
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with pytest.raises(
+            TypeError,
+            match=rf"^{where}: '.*sync_returning_coroutine' returned a coroutine "
+            r"object, which cannot be awaited in a worker thread; await the async "
+            r"function directly instead$",
+        ):
+            if use_wrapper:
+                await AsyncExecutor(pool).run(sync_returning_coroutine, 1)
+            else:
+                await run_in_executor(pool, sync_returning_coroutine, 1)
+    assert len(made) == 1
+    assert inspect.getcoroutinestate(made[0]) == "CORO_CLOSED"
+
+
+@pytest.mark.parametrize("cancellable", [False, True])
+async def test_coroutine_returned_after_the_caller_left_is_closed(
+    cancellable: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    coro = _job()
+    gated = Gated(result=coro)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        caller = Caller(AsyncExecutor(pool, cancellable=cancellable).run, gated, "call")
+        async with anyio.create_task_group() as tg:
+            try:
+                tg.start_soon(caller)
+                assert await anyio.to_thread.run_sync(gated.started.wait, 10)
+                caller.scope.cancel()
+                if cancellable:
+                    await caller.wait()
+                    assert inspect.getcoroutinestate(coro) == "CORO_CREATED"
+            finally:
+                gated.gate.set()
+            await caller.wait()
+    # The executor's threads are joined: the dropped result was closed, not left to
+    # warn "never awaited" (warnings are errors).
+    assert gated.ran == ["call"]
+    assert caller.outcome == []
+    assert caller.scope.cancelled_caught
+    assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+    assert [r for r in caplog.records if r.name == "anyconc"] == []
+
+
+def test_executor_given_a_coroutine_object_closes_it() -> None:
+    coro = _job()
+    with pytest.raises(
+        TypeError,
+        match=r"^AsyncExecutor\(\) argument 'executor' must be a "
+        r"concurrent\.futures\.Executor, got <coroutine object _job at ",
+    ):
+        AsyncExecutor(coro)  # type: ignore[arg-type]
+    assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+    coro = _job()
+    with pytest.raises(
+        TypeError,
+        match=r"^run_in_executor\(\) argument 'executor' must be a "
+        r"concurrent\.futures\.Executor, got <coroutine object _job at ",
+    ):
+        anyio.run(run_in_executor, coro, square, 2)  # type: ignore[arg-type]
+    assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"

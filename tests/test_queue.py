@@ -877,6 +877,17 @@ def test_bad_maxsize(cls: type[Queue[Any]]) -> None:
         match=rf"^{cls.__name__}\(\) argument 'maxsize' must be a number, got nan$",
     ):
         cls(math.nan)
+    with pytest.raises(
+        TypeError,
+        match=rf"^{cls.__name__}\(\) argument 'maxsize' must be a number, got bool True$",
+    ):
+        cls(True)
+    with pytest.raises(
+        TypeError,
+        match=rf"^{cls.__name__}\(\) argument 'name' must be a string or None, got "
+        r"int 123$",
+    ):
+        cls(name=123)  # type: ignore[arg-type]
     # asyncio: zero or negative means unbounded.
     q = cls(-1)
     for i in range(1000):

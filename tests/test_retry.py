@@ -532,6 +532,27 @@ async def test_rejects_a_coroutine_object_and_closes_it() -> None:
     assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
 
 
+def test_rejects_an_async_predicate_and_closes_a_coroutine_given_as_on() -> None:
+    async def is_retryable(exc: BaseException) -> bool:
+        return True
+
+    with pytest.raises(TypeError) as info:
+        retry(on=is_retryable)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "retry() argument 'on' must be an exception type, a tuple of them or a "
+        f"predicate, got the async function {is_retryable.__qualname__!r}; the "
+        "predicate is called synchronously: use a plain 'def'"
+    )
+    coro = is_retryable(ValueError())
+    with pytest.raises(TypeError) as info:
+        retry(on=coro)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "retry() argument 'on' must be an exception type, a tuple of them or a "
+        "predicate, got coroutine"
+    )
+    assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+
+
 # --- run-portability and the seed's pattern ---
 
 

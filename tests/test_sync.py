@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 import threading
@@ -231,6 +232,19 @@ def test_bad_arguments() -> None:
         r"integer or math.inf, got -1$",
     ):
         CapacityLimiter(-1)
+    with pytest.raises(
+        TypeError,
+        match=r"^Semaphore\(\) argument 'initial_value' must be a non-negative "
+        r"integer, got float nan$",
+    ):
+        Semaphore(math.nan)  # type: ignore[arg-type]
+    for value, got in [(math.nan, "float nan"), (True, "bool True")]:
+        with pytest.raises(
+            TypeError,
+            match=r"^CapacityLimiter\(\) argument 'total_tokens' must be a "
+            rf"non-negative integer or math.inf, got {got}$",
+        ):
+            CapacityLimiter(value)
     limiter = CapacityLimiter(1)
     with pytest.raises(
         TypeError,
@@ -437,6 +451,46 @@ async def test_condition_notify_n_in_order_and_shared_lock() -> None:
         condition.notify()
     with pytest.raises(RuntimeError, match="not holding the underlying lock"):
         await condition.wait()
+
+
+async def test_condition_bad_arguments() -> None:
+    async def ready() -> bool:
+        return True
+
+    condition = Condition()
+    async with condition:
+        coro = ready()
+        with pytest.raises(
+            TypeError,
+            match=r"^Condition\.wait_for\(\) argument 'predicate' must be a function, "
+            r"got the coroutine object .*ready\(\); pass the function itself, not the "
+            r"result of calling it: condition\.wait_for\(ready\)$",
+        ):
+            await condition.wait_for(coro)  # type: ignore[arg-type]
+        assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+        # An async predicate's coroutine would be true at once, and never awaited.
+        with pytest.raises(
+            TypeError,
+            match=r"^Condition\.wait_for\(\) argument 'predicate' must be a "
+            r"synchronous function, got the async function '.*ready'; the predicate "
+            r"is called with the lock held: use a plain 'def'$",
+        ):
+            await condition.wait_for(ready)  # type: ignore[unused-coroutine]
+        cases: list[tuple[Any, type[Exception], str]] = [
+            (-1, ValueError, "-1"),
+            (True, TypeError, "bool True"),
+            ("1", TypeError, "str '1'"),
+            (1.0, TypeError, "float 1.0"),
+        ]
+        for n, error, got in cases:
+            with pytest.raises(
+                error,
+                match=r"^Condition\.notify\(\) argument 'n' must be a non-negative "
+                rf"integer, got {got}$",
+            ):
+                condition.notify(n)
+        condition.notify(0)
+        assert condition.locked()
 
 
 async def test_condition_wait_cancelled_reacquires_lock() -> None:

@@ -450,6 +450,19 @@ async def test_add_done_callback_rejects_non_callable() -> None:
         ):
             task.add_done_callback(42)  # type: ignore[arg-type]
 
+        async def on_done(task: Task[Any]) -> None:
+            raise AssertionError("never run")
+
+        coro = on_done(task)
+        with pytest.raises(
+            TypeError,
+            match=r"^Task\.add_done_callback\(\) argument 'fn' must be a function, "
+            r"got the coroutine object .*on_done\(\); pass the function itself, not "
+            r"the result of calling it: ",
+        ):
+            task.add_done_callback(coro)  # type: ignore[arg-type]
+        assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+
 
 async def test_seed_task_completion_callbacks_pattern(
     caplog: pytest.LogCaptureFixture,
@@ -822,6 +835,30 @@ async def test_start_bad_arguments() -> None:
             await group.start(serve, name=5)  # type: ignore[call-overload]
         assert await group.start(serve) == 1
         assert group.tasks == ()
+
+
+async def test_start_with_a_plain_function_is_a_type_error_naming_it() -> None:
+    calls: list[str] = []
+
+    def sync(*, task_status: anyio.abc.TaskStatus[int]) -> int:
+        calls.append("called")
+        return 1
+
+    async def serve(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+        task_status.started(2)
+
+    async with TaskGroup() as group:
+        with pytest.raises(
+            TypeError,
+            match=r"^start\(\) expects a coroutine function, but '.*sync' returned "
+            r"int$",
+        ):
+            await group.start(sync)  # type: ignore[arg-type]
+        assert calls == ["called"]
+        assert group.tasks == ()
+        # The group is not failed by it.
+        assert await group.start(serve) == 2
+    assert not group.cancel_scope.cancel_called
 
 
 async def test_start_soon_bad_arguments() -> None:

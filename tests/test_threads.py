@@ -406,6 +406,15 @@ async def test_pool_run_bad_arguments() -> None:
         ),
     ):
         await MODULE_POOL.run(async_function)  # type: ignore[unused-coroutine]
+    coro = async_function()
+    with pytest.raises(
+        TypeError,
+        match=r"^ThreadPool\.run\(\) argument 'func' must be a function, got the "
+        r"coroutine object async_function\(\); pass the function itself, not the "
+        r"result of calling it: pool\.run\(async_function, \.\.\.\)$",
+    ):
+        await MODULE_POOL.run(coro)  # type: ignore[arg-type]
+    assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
 
 
 @pytest.mark.parametrize("use_pool", [False, True])
@@ -459,6 +468,7 @@ def test_iterate_in_threadpool_bad_arguments() -> None:
         (True, TypeError, "must be a positive integer, got bool True$"),
         (2.0, TypeError, "must be a positive integer, got float 2.0$"),
         ("2", TypeError, "must be a positive integer, got str '2'$"),
+        (float("nan"), TypeError, "must be a positive integer, got float nan$"),
         (None, TypeError, "must be a positive integer, got NoneType None$"),
     ],
 )

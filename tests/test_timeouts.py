@@ -174,6 +174,12 @@ def test_timeout_bad_arguments(
     assert str(info.value) == (
         "timeout() argument 'seconds' must be a non-negative number or None, " + message
     )
+    # The class, also exported, names itself.
+    with pytest.raises(exc_type) as info:
+        Timeout(seconds)
+    assert str(info.value) == (
+        "Timeout() argument 'seconds' must be a non-negative number or None, " + message
+    )
 
 
 def test_timeout_repr_and_exit_without_enter() -> None:

@@ -27,6 +27,7 @@ from anyio.lowlevel import EventLoopToken, current_token
 from ._util import (
     callable_name,
     check_async_callable,
+    check_awaitable_result,
     check_instance,
     check_sync_callable,
 )
@@ -124,7 +125,12 @@ async def _call_in_loop(
             if link is not None:
                 link._enter(scope)
             try:
-                return await func(*args, **kwargs)
+                result = func(*args, **kwargs)
+                # A plain function may return a coroutine (``lambda: fetch()``); one
+                # that returns anything else is named, not "object int can't be used
+                # in 'await' expression".
+                check_awaitable_result("run_from_thread()", func, result)
+                return await result
             finally:
                 if link is not None:
                     link._exit(scope)

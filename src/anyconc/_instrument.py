@@ -13,12 +13,21 @@ lookup) and builds the event only if somebody listens.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from ._util import DEBUG, check_callable, logger
+from . import _util
+from ._util import (
+    DEBUG,
+    callable_name,
+    check_callable,
+    check_iterable,
+    close_unstarted,
+    logger,
+)
 
 if TYPE_CHECKING:
     import logging
@@ -266,18 +275,31 @@ def subscribe(
         fan-out progress) cost nothing for an observer that does not ask for them
     :return: a function that unsubscribes the observer (like :func:`unsubscribe`, but
         doing nothing if it already was)
-    :raises TypeError: if ``observer`` is not callable, or ``kinds`` contains something
-        that is not an event class
+    :raises TypeError: if ``observer`` is not callable or is an async function (an
+        observer returning a coroutine object at an event has it closed, and is logged
+        as failing), or ``kinds`` is not iterable or contains something that is not an
+        event class
     :raises ValueError: if ``observer`` is already subscribed
 
     """
     global _subscriptions
     check_callable("subscribe()", "observer", observer)
+    if inspect.iscoroutinefunction(observer) or inspect.isasyncgenfunction(observer):
+        raise TypeError(
+            f"subscribe() argument 'observer' must be a synchronous function, got the "
+            f"async function {callable_name(observer)!r}; observers are called "
+            f"synchronously: use a plain 'def' that hands the event to a task (e.g. "
+            f"through a Queue)"
+        )
 
     if kinds is None:
         wanted = frozenset(EVENT_KINDS)
     else:
-        wanted_list = list(kinds) if not isinstance(kinds, type) else [kinds]
+        wanted_list = (
+            list(check_iterable("subscribe()", "kinds", kinds))
+            if not isinstance(kinds, type)
+            else [kinds]
+        )
         for kind in wanted_list:
             if not (isinstance(kind, type) and issubclass(kind, InstrumentEvent)):
                 raise TypeError(
@@ -292,7 +314,8 @@ def subscribe(
     with _lock:
         if any(obs == observer for obs, _ in _subscriptions):
             raise ValueError(
-                f"observer {observer!r} is already subscribed; unsubscribe it first"
+                f"subscribe() argument 'observer' {observer!r} is already subscribed; "
+                f"unsubscribe it first"
             )
         _subscriptions = (*_subscriptions, (observer, wanted))
         _rebuild()
@@ -320,7 +343,9 @@ def unsubscribe(observer: Observer) -> None:
     with _lock:
         remaining = tuple((o, k) for o, k in _subscriptions if o != observer)
         if len(remaining) == len(_subscriptions):
-            raise ValueError(f"observer {observer!r} is not subscribed")
+            raise ValueError(
+                f"unsubscribe() argument 'observer' {observer!r} is not subscribed"
+            )
         _subscriptions = remaining
         _rebuild()
 
@@ -334,7 +359,16 @@ def emit(observers: tuple[Observer, ...], event: InstrumentEvent) -> None:
     """
     for observer in observers:
         try:
-            observer(event)
+            result = observer(event)
+            if inspect.iscoroutine(result):
+                # ``lambda event: handle(event)`` with an async ``handle``: nothing
+                # would ever await it. Closed, and logged below like a failure.
+                result.close()
+                raise TypeError(
+                    f"observer {callable_name(observer)!r} returned a coroutine "
+                    f"object, which is never awaited: observers are called "
+                    f"synchronously"
+                )
         except Exception:
             logger.exception(
                 "instrumentation observer %r raised on %s; ignored",
@@ -363,6 +397,10 @@ class LoggingObserver:
     * :class:`BackgroundDrainStarted` / :class:`BackgroundDrainFinished`: DEBUG.
 
     A log level disabled on the ``anyconc`` logger costs one ``isEnabledFor`` check.
+
+    :param logger: the logger to write to (anything with the methods of a
+        :class:`logging.Logger`, such as a :class:`logging.LoggerAdapter`)
+    :raises TypeError: if ``logger`` has no ``isEnabledFor`` method
     """
 
     kinds: ClassVar[tuple[type[InstrumentEvent], ...]] = (
@@ -374,6 +412,16 @@ class LoggingObserver:
     )
 
     def __init__(self, logger: logging.Logger = logger) -> None:
+        # The default, anyconc's lazy logger, is not looked into: that would import
+        # logging at anyconc's import.
+        if logger is not _util.logger and not callable(
+            getattr(logger, "isEnabledFor", None)
+        ):
+            close_unstarted([logger])  # a coroutine object given by mistake
+            raise TypeError(
+                f"LoggingObserver() argument 'logger' must be a logging.Logger, got "
+                f"{type(logger).__qualname__}"
+            )
         self.logger = logger
 
     def __repr__(self) -> str:

@@ -23,7 +23,14 @@ from anyio import (
 from anyio.lowlevel import EventLoopToken, checkpoint_if_cancelled, current_token
 
 from ._bridge import Link
-from ._util import callable_name, check_instance, check_sync_callable, logger
+from ._util import (
+    callable_name,
+    check_instance,
+    check_sync_callable,
+    check_sync_result,
+    close_unstarted,
+    logger,
+)
 
 if sys.version_info >= (3, 11):
     from typing import ParamSpec, TypeVarTuple, Unpack
@@ -105,7 +112,11 @@ def _call_pickled(payload: bytes) -> tuple[bool, Any, str | None]:
     func = unpickler.load()
     args = unpickler.load()
     try:
-        return True, func(*args), None
+        result = func(*args)
+        # A coroutine could not even be pickled back ("cannot pickle 'coroutine'
+        # object", naming nothing); closed here, so the worker does not warn either.
+        check_sync_result("run_in_process()", func, result, worker="worker process")
+        return True, result, None
     except Exception as exc:
         # Skip this function's own frame: the traceback starts in ``func``.
         tb = exc.__traceback__.tb_next if exc.__traceback__ else None
@@ -207,6 +218,7 @@ async def run_in_process(
 
 def _check_executor(where: str, executor: object) -> None:
     if not isinstance(executor, Executor):
+        close_unstarted([executor])  # a coroutine object given by mistake
         hint = ""
         if callable(getattr(executor, "get_executor", None)):
             hint = " (for a Dask client, pass client.get_executor())"
@@ -254,9 +266,13 @@ def _log_dropped_failure(func: object, future: Future[Any], why: str) -> None:
         return
 
     exc = future.exception()
+    if exc is None:
+        close_unstarted([future.result()])  # a coroutine nobody will await
+        return
+
     # A CancelledError is what a call back into the loop raised after the caller was
     # cancelled (run_from_thread): the expected end of the call, not a failure.
-    if exc is not None and not isinstance(exc, CancelledError):
+    if not isinstance(exc, CancelledError):
         logger.warning(
             "%s failed after %s; the exception is dropped",
             callable_name(func),
@@ -273,6 +289,7 @@ def _log_abandoned_failure(func: object) -> Callable[[Future[Any]], None]:
 
 
 async def _run(
+    where: str,
     executor: Executor,
     func: Callable[..., T],
     args: tuple[Any, ...],
@@ -329,7 +346,11 @@ async def _run(
     # Unwrapped, with its traceback: concurrent.futures re-raises the very exception
     # object (a process pool attaches the remote traceback as its __cause__; Dask
     # rebuilds the remote frames).
-    return future.result()
+    result = future.result()
+    # A coroutine (``lambda: fetch()``) could never be awaited in the executor: closed
+    # and rejected, as run_in_threadpool does.
+    check_sync_result(where, func, result)
+    return result
 
 
 class AsyncExecutor:
@@ -425,7 +446,9 @@ class AsyncExecutor:
         check_sync_callable(
             "AsyncExecutor.run()", "func", func, usage="executor.run({}, ...)"
         )
-        return await _run(self._executor, func, args, kwargs, self._cancellable)
+        return await _run(
+            "AsyncExecutor.run()", self._executor, func, args, kwargs, self._cancellable
+        )
 
 
 async def run_in_executor(
@@ -474,4 +497,6 @@ async def run_in_executor(
     check_sync_callable(
         "run_in_executor()", "func", func, usage="run_in_executor(executor, {}, ...)"
     )
-    return await _run(executor, func, args, kwargs, cancellable=False)
+    return await _run(
+        "run_in_executor()", executor, func, args, kwargs, cancellable=False
+    )

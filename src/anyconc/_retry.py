@@ -18,6 +18,7 @@ from ._util import (
     check_async_callable,
     check_int,
     check_number,
+    close_unstarted,
     not_awaitable_error,
 )
 
@@ -62,9 +63,18 @@ def _make_predicate(on: object) -> Callable[[Exception], bool]:
         return lambda exc: isinstance(exc, exc_types)
 
     if callable(on):
+        if inspect.iscoroutinefunction(on) or inspect.isasyncgenfunction(on):
+            # Its result would always be true, and a coroutine never awaited.
+            raise TypeError(
+                f"retry() argument 'on' must be an exception type, a tuple of them or a "
+                f"predicate, got the async function {callable_name(on)!r}; the "
+                f"predicate is called synchronously: use a plain 'def'"
+            )
+
         predicate = on
         return lambda exc: bool(predicate(exc))
 
+    close_unstarted([on])  # a coroutine object given by mistake: it will never run
     raise TypeError(
         f"retry() argument 'on' must be an exception type, a tuple of them or a predicate, "
         f"got {type(on).__qualname__}"

@@ -23,6 +23,7 @@ tasks of two runs: use a :class:`threading.Lock` around the shared resource for 
 
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 from collections.abc import Callable
@@ -40,7 +41,7 @@ from anyio import (
 )
 
 from ._lowlevel import PerRun
-from ._util import check_bool, check_int
+from ._util import callable_name, check_bool, check_callable, check_int
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -260,9 +261,13 @@ class Condition(anyio.Condition):
         """
         Wake up to ``n`` tasks waiting in :meth:`wait`, longest-waiting first.
 
+        :raises TypeError: if ``n`` is not an integer
+        :raises ValueError: if ``n`` is negative (AnyIO and asyncio let it pass as
+            ``0``; anyconc rejects it, as every negative count)
         :raises RuntimeError: if the current task does not hold the lock
 
         """
+        check_int("Condition.notify()", "n", n, minimum=0)
         self._per_run.get().notify(n)
 
     def notify_all(self) -> None:
@@ -290,8 +295,19 @@ class Condition(anyio.Condition):
 
         :param predicate: returns a truthy value when the condition is met
         :return: the predicate's last result
+        :raises TypeError: if ``predicate`` is not callable (a coroutine object is
+            closed) or is an async function (its coroutine would always be true, and
+            never awaited)
 
         """
+        where = "Condition.wait_for()"
+        check_callable(where, "predicate", predicate, usage="condition.wait_for({})")
+        if inspect.iscoroutinefunction(predicate):
+            raise TypeError(
+                f"{where} argument 'predicate' must be a synchronous function, got the "
+                f"async function {callable_name(predicate)!r}; the predicate is called "
+                f"with the lock held: use a plain 'def'"
+            )
         return await self._per_run.get().wait_for(predicate)
 
     def statistics(self) -> ConditionStatistics:

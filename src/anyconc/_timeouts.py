@@ -54,7 +54,7 @@ class Timeout:
     __slots__ = ("_seconds",)
 
     def __init__(self, seconds: float | None) -> None:
-        check_number("timeout()", "seconds", seconds, minimum=0, optional=True)
+        check_number("Timeout()", "seconds", seconds, minimum=0, optional=True)
 
         self._seconds = seconds
 
@@ -216,6 +216,7 @@ def timeout(seconds: float | None) -> Timeout:
     :raises ValueError: if ``seconds`` is negative or NaN (as with :func:`trio.fail_after`)
 
     """
+    check_number("timeout()", "seconds", seconds, minimum=0, optional=True)
     return Timeout(seconds)
 
 

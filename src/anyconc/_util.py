@@ -113,6 +113,7 @@ def _arg(argument: str) -> str:
 
 
 def _reject(where: str, argument: str, expected: str, value: object) -> NoReturn:
+    close_unstarted([value])  # a coroutine object given by mistake: it will never run
     raise TypeError(f"{where} {_arg(argument)} must be {expected}, got {_got(value)}")
 
 
@@ -368,11 +369,14 @@ def check_sync_callable(
         )
 
 
-def check_sync_result(where: str, func: object, result: object) -> None:
+def check_sync_result(
+    where: str, func: object, result: object, *, worker: str = "worker thread"
+) -> None:
     """
     Check what a synchronous function returned in a worker: a coroutine (``lambda:
     fetch()``) could never be awaited there, so it is closed and rejected.
 
+    :param worker: where it ran, for the message (``"worker process"``)
     :raises TypeError: naming ``func``, if ``result`` is a coroutine object
 
     """
@@ -380,7 +384,7 @@ def check_sync_result(where: str, func: object, result: object) -> None:
         result.close()
         raise TypeError(
             f"{where}: {callable_name(func)!r} returned a coroutine object, which "
-            f"cannot be awaited in a worker thread; await the async function directly "
+            f"cannot be awaited in a {worker}; await the async function directly "
             f"instead"
         )
 

@@ -33,6 +33,7 @@ Example::
 
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
@@ -47,10 +48,13 @@ from ._background import BackgroundTasks, check_limits, current_owner
 from ._lowlevel import PerRun
 from ._tasks import INTERRUPTS, Interrupted, find_interrupt
 from ._util import (
+    callable_name,
+    check_awaitable_result,
     check_callable,
     check_instance,
     check_optional_str,
     check_shutdown_timeout,
+    close_unstarted,
     logger,
 )
 
@@ -460,7 +464,11 @@ class BackgroundTasksMiddleware:
                     self,
                 )
 
-        await self.app(scope, receive, send)
+        result = self.app(scope, receive, send)
+        # A plain function given as the app: say so, not "object NoneType can't be
+        # used in 'await' expression".
+        check_awaitable_result("BackgroundTasksMiddleware.__call__()", self.app, result)
+        await result
 
     # -- lifespan -------------------------------------------------------------------
 
@@ -595,7 +603,10 @@ class _Lifespan:
     async def _run_app(self) -> None:
         app_error: Exception | None = None
         try:
-            await self.middleware.app(self.scope, self._app_receive, self._app_send)
+            app = self.middleware.app
+            result = app(self.scope, self._app_receive, self._app_send)
+            check_awaitable_result("BackgroundTasksMiddleware.__call__()", app, result)
+            await result
         except Exception as exc:
             app_error = exc
         except INTERRUPTS as exc:
@@ -773,8 +784,10 @@ def background_tasks_lifespan(
     :param pending_limit: the most background tasks waiting for room while ``limit``
         run (``None``: no limit); needs ``limit``
     :return: a lifespan factory: ``app -> async context manager yielding the state``
-    :raises TypeError: if ``lifespan`` is not callable, or an argument has the wrong
-        type
+    :raises TypeError: if ``lifespan`` is not callable or is an async (generator)
+        function not decorated with :func:`contextlib.asynccontextmanager`, or an
+        argument has the wrong type; at startup, if ``lifespan(app)`` returned something
+        else than an async context manager
     :raises ValueError: if ``shutdown_timeout`` is negative or NaN, a limit is less
         than 1, or ``pending_limit`` is given without ``limit``
 
@@ -787,6 +800,20 @@ def background_tasks_lifespan(
             lifespan,
             expected="a function returning an async context manager, or None",
         )
+        if inspect.isasyncgenfunction(lifespan) or inspect.iscoroutinefunction(
+            lifespan
+        ):
+            # Its call returns an async generator or a coroutine, which ``async
+            # with`` cannot enter: said now, not at the server's startup.
+            kind = (
+                "async generator" if inspect.isasyncgenfunction(lifespan) else "async"
+            )
+            raise TypeError(
+                f"{where} argument 'lifespan' must be a function returning an async "
+                f"context manager, or None, got the {kind} function "
+                f"{callable_name(lifespan)!r}; decorate it with "
+                f"@contextlib.asynccontextmanager"
+            )
     check_shutdown_timeout(where, shutdown_timeout)
     check_optional_str(where, "name", name)
     check_optional_str(where, "state_key", state_key)
@@ -819,7 +846,17 @@ def background_tasks_lifespan(
                     async with _draining(host):
                         yield make_state(None, supervisor)
                 else:
-                    async with lifespan(app) as inner_state, _draining(host):
+                    manager = lifespan(app)
+                    if not (
+                        hasattr(manager, "__aenter__") and hasattr(manager, "__aexit__")
+                    ):
+                        close_unstarted([manager])
+                        raise TypeError(
+                            f"{where}: {callable_name(lifespan)!r} returned "
+                            f"{type(manager).__qualname__}, not an async context "
+                            f"manager; decorate it with @contextlib.asynccontextmanager"
+                        )
+                    async with manager as inner_state, _draining(host):
                         yield make_state(inner_state, supervisor)
             except Exception as exc:
                 error = exc
