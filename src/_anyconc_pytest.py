@@ -208,8 +208,19 @@ def backend_spec(
     :param virtual_time: run under a virtual clock (trio's ``MockClock`` with autojump, or
         a ``looptime`` loop on asyncio, starting at ``0.0``)
     :return: ``(backend name, backend options)`` as AnyIO's pytest plugin expects
+    :raises TypeError: if ``name`` is not a string or ``virtual_time`` not a bool
     :raises ValueError: for an unknown name, or for virtual time on uvloop
     """
+    if not isinstance(name, str):
+        raise TypeError(
+            f"backend_spec() argument 'name' must be one of 'asyncio', 'uvloop', "
+            f"'trio', got {type(name).__name__} {name!r}"
+        )
+    if not isinstance(virtual_time, bool):
+        raise TypeError(
+            f"backend_spec() argument 'virtual_time' must be True or False, "
+            f"got {type(virtual_time).__name__} {virtual_time!r}"
+        )
     if name not in BACKENDS:
         raise ValueError(
             f"backend_spec() argument 'name' must be one of 'asyncio', 'uvloop', "

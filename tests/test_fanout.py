@@ -158,6 +158,16 @@ async def test_gather_bad_arguments() -> None:
         await gather(coro, limit=0)
     assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
 
+    # A yes/no flag is True or False: "no" or 0 would silently mean something.
+    coro = job()
+    with pytest.raises(
+        TypeError,
+        match=r"^gather\(\) argument 'return_exceptions' must be True or False, "
+        r"got str 'no'$",
+    ):
+        await gather(coro, return_exceptions="no")  # type: ignore[call-overload]
+    assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
+
     with pytest.raises(
         TypeError,
         match=r"^gather\(\) argument 'limit' must be a positive integer or None, got float 1.5$",

@@ -398,6 +398,22 @@ async def test_shut_down_executor_raises_clear_runtime_error(dask_client: Any) -
         )
 
 
+async def test_cancellable_must_be_a_bool() -> None:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with pytest.raises(
+            TypeError,
+            match=r"^AsyncExecutor\(\) argument 'cancellable' must be True or False, "
+            r"got int 1$",
+        ):
+            AsyncExecutor(pool, cancellable=1)  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError,
+        match=r"^run_in_process\(\) argument 'cancellable' must be True or False, "
+        r"got str 'no'$",
+    ):
+        await run_in_process(square, 2, cancellable="no")  # type: ignore[arg-type]
+
+
 async def test_run_in_executor_bad_arguments(dask_client: Any) -> None:
     with ThreadPoolExecutor(max_workers=1) as pool:
         with pytest.raises(

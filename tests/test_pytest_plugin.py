@@ -828,6 +828,18 @@ def test_backend_spec_bad_arguments() -> None:
         r"no virtual clock supports uvloop \(use 'asyncio' or 'trio'\)$",
     ):
         backend_spec("uvloop", virtual_time=True)
+    with pytest.raises(
+        TypeError,
+        match=r"^backend_spec\(\) argument 'name' must be one of 'asyncio', 'uvloop', "
+        r"'trio', got int 3$",
+    ):
+        backend_spec(3)  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError,
+        match=r"^backend_spec\(\) argument 'virtual_time' must be True or False, "
+        r"got str 'yes'$",
+    ):
+        backend_spec("trio", virtual_time="yes")  # type: ignore[arg-type]
 
 
 # --- the anyconc_clock fixture (in this suite) -----------------------------------

@@ -722,6 +722,20 @@ def test_format(cls: type[Queue[int]]) -> None:
 
 
 @pytest.mark.parametrize("cls", QUEUE_CLASSES)
+async def test_shutdown_immediate_must_be_a_bool(cls: type[Queue[str]]) -> None:
+    q = cls()
+    q.put_nowait("kept")
+    with pytest.raises(
+        TypeError,
+        match=r"^shutdown\(\) argument 'immediate' must be True or False, got int 1$",
+    ):
+        q.shutdown(immediate=1)  # type: ignore[arg-type]
+    # Nothing happened: the queue is open and still holds its item.
+    q.put_nowait("more")
+    assert sorted([q.get_nowait(), q.get_nowait()]) == ["kept", "more"]
+
+
+@pytest.mark.parametrize("cls", QUEUE_CLASSES)
 async def test_shutdown_empty(cls: type[Queue[str]]) -> None:
     q = cls()
     async with anyio.create_task_group() as tg:

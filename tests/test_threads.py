@@ -392,6 +392,16 @@ async def test_run_in_threadpool_bad_arguments() -> None:
     assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"
 
 
+def test_pool_cancellable_must_be_a_bool() -> None:
+    with pytest.raises(
+        TypeError,
+        match=r"^ThreadPool\(\) argument 'cancellable' must be True or False, "
+        r"got str 'yes'$",
+    ):
+        ThreadPool(2, cancellable="yes")  # type: ignore[arg-type]
+    assert ThreadPool(2, cancellable=True).cancellable is True
+
+
 async def test_pool_run_bad_arguments() -> None:
     with pytest.raises(
         TypeError,

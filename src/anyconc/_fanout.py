@@ -36,6 +36,7 @@ from ._util import (
     check_async_callable,
     check_awaitable_result,
     check_awaitables,
+    check_bool,
     check_int,
     check_iterable,
     check_number,
@@ -55,11 +56,17 @@ A = TypeVar("A")
 R = TypeVar("R")
 
 
-def _check_fanout(where: str, aws: tuple[object, ...], limit: object) -> None:
+def _check_fanout(
+    where: str,
+    aws: tuple[object, ...],
+    limit: object,
+    return_exceptions: object = False,
+) -> None:
     # The coroutines of a rejected call are closed: none will ever run.
     try:
         check_awaitables(where, aws)
         check_int(where, "limit", limit, optional=True)
+        check_bool(where, "return_exceptions", return_exceptions)
     except BaseException:
         close_unstarted(aws)
         raise
@@ -354,7 +361,7 @@ async def gather(
     :raises ValueError: if ``limit`` is less than 1
 
     """
-    _check_fanout("gather()", aws, limit)
+    _check_fanout("gather()", aws, limit, return_exceptions)
 
     count = len(aws)
     results: list[Any] = [None] * count

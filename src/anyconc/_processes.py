@@ -25,6 +25,7 @@ from anyio.lowlevel import EventLoopToken, checkpoint_if_cancelled, current_toke
 from ._bridge import Link
 from ._util import (
     callable_name,
+    check_bool,
     check_instance,
     check_sync_callable,
     check_sync_result,
@@ -185,6 +186,7 @@ async def run_in_process(
     check_sync_callable(
         "run_in_process()", "func", func, usage="run_in_process({}, ...)"
     )
+    check_bool("run_in_process()", "cancellable", cancellable)
     if limiter is not None:
         check_instance(
             "run_in_process()",
@@ -406,8 +408,9 @@ class AsyncExecutor:
 
     def __init__(self, executor: Executor, *, cancellable: bool = False) -> None:
         _check_executor("AsyncExecutor()", executor)
+        check_bool("AsyncExecutor()", "cancellable", cancellable)
         self._executor = executor
-        self._cancellable = bool(cancellable)
+        self._cancellable = cancellable
 
     @property
     def executor(self) -> Executor:

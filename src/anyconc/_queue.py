@@ -26,7 +26,7 @@ from ._lowlevel import (
     get_ident,
 )
 from ._stats import QueueStatistics
-from ._util import check_number, check_optional_str
+from ._util import check_bool, check_number, check_optional_str
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -469,6 +469,7 @@ class Queue(Generic[T]):
         :param immediate: discard the remaining items instead of letting them be taken
 
         """
+        check_bool("shutdown()", "immediate", immediate)
         self._serving.check()
         self._is_shutdown = True
         if immediate:

@@ -15,6 +15,7 @@ from ._bridge import Link
 from ._lowlevel import PerRun
 from ._stats import ThreadPoolStatistics
 from ._util import (
+    check_bool,
     check_int,
     check_iterable,
     check_optional_str,
@@ -179,10 +180,11 @@ class ThreadPool:
     ) -> None:
         check_int("ThreadPool()", "max_workers", max_workers)
         check_optional_str("ThreadPool()", "name", name)
+        check_bool("ThreadPool()", "cancellable", cancellable)
 
         self.max_workers = max_workers
         self.name = name
-        self.cancellable: bool = bool(cancellable)
+        self.cancellable: bool = cancellable
         self._limiter = PerRun(lambda: anyio.CapacityLimiter(max_workers))
 
     async def run(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
