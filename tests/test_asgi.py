@@ -206,6 +206,19 @@ async def test_request_tasks_belong_to_the_lifespan_supervisor() -> None:
     assert middleware.supervisor is None
 
 
+async def test_supervisor_seen_from_a_worker_thread_is_the_runs() -> None:
+    middleware = BackgroundTasksMiddleware(raw_app([]), name="web")
+    async with serving(middleware) as server:
+        assert await server.startup() == "lifespan.startup.complete"
+        supervisor = middleware.supervisor
+        assert supervisor is not None
+        # No run in the worker thread: the latest run's supervisor (this run's).
+        assert await anyio.to_thread.run_sync(lambda: middleware.supervisor) is supervisor
+        assert await server.shutdown() == "lifespan.shutdown.complete"
+
+    assert await anyio.to_thread.run_sync(lambda: middleware.supervisor) is None
+
+
 async def test_request_state_is_filled_even_if_the_server_did_not_copy_it() -> None:
     seen: list[Any] = []
 

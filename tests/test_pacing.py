@@ -535,3 +535,18 @@ async def test_debouncer_passes_keyword_arguments() -> None:
     debounce(save, "b", version=2)
     await done.wait()
     assert got == [("b", 2)]
+
+
+async def test_rate_limiter_statistics_from_a_worker_thread_are_the_runs() -> None:
+    from anyconc import RateLimiterStatistics
+
+    limiter = RateLimiter(5, per=10, name="api")
+    for _ in range(2):
+        await limiter.acquire()
+
+    expected = RateLimiterStatistics(
+        name="api", rate=5.0, per=10.0, admitted=2, waiting=0
+    )
+    assert limiter.statistics() == expected
+    # No run in the worker thread: the latest run's (this one's), not an unused one's.
+    assert await anyio.to_thread.run_sync(limiter.statistics) == expected

@@ -520,6 +520,20 @@ class PerRun(Generic[T]):
         return None if cell is None else cell.value  # type: ignore[return-value]
 
 
+    def latest(self) -> T | None:
+        """
+        Return the value of the latest lookup made in any thread, if it is still alive,
+        or ``None``; never makes one and never looks up the run.
+
+        For what an object reports outside any run (its ``statistics()`` from plain
+        code, a worker thread or a monitoring thread): "the latest run's", whichever
+        thread made that lookup (:meth:`peek` answers for the calling thread only). A
+        value of a run in another thread is read, never changed, from here.
+        """
+        cell = self._last[1]()
+        return None if cell is None else cell.value  # type: ignore[return-value]
+
+
 class RunRef:
     """
     A weak reference to the current event-loop run, to tell it later from another run

@@ -137,7 +137,8 @@ class RateLimiter:
         Return a snapshot of the limiter's state, in the current run.
 
         :return: its name, rate and window, the entries let in within the current
-            window, and the tasks waiting (outside a run: those of the latest run, all
+            window, and the tasks waiting (outside a run -- plain code, a worker
+            thread -- those of the latest run to use the limiter, in any thread, all
             its recorded entries counted)
 
         """
@@ -145,7 +146,7 @@ class RateLimiter:
         if state is not None:
             now = anyio.current_time()
         else:
-            state = self._state.peek()
+            state = self._state.latest()
             now = math.inf
         if state is None:
             return RateLimiterStatistics(self._name, self._rate, self._per, 0, 0)

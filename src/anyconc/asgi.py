@@ -411,14 +411,15 @@ class BackgroundTasksMiddleware:
         The supervisor of the lifespan running in the current event-loop run, or
         ``None`` (no lifespan yet, lifespan over, or no lifespan support in the server).
 
-        Outside any event-loop run, the latest run's supervisor while its lifespan is
-        open, else ``None``.
+        Outside any event-loop run (plain code, a worker thread), the supervisor of the
+        latest run to use this middleware, in any thread, while its lifespan is open,
+        else ``None``.
         """
         state: _RunState | None
         try:
             state = self._runs.get()
         except anyio.NoEventLoopError:
-            state = self._runs.peek()
+            state = self._runs.latest()
 
         return None if state is None else state.supervisor
 
