@@ -763,3 +763,28 @@ def test_context_is_copied_at_creation_for_the_first_tasks_of_a_run(
         "second",
         "changed later",
     ]
+
+
+async def test_create_task_from_a_worker_thread_is_refused_and_closes_the_coroutine() -> (
+    None
+):
+    async def job() -> int:
+        await anyio.sleep(0)
+        return 1
+
+    async with BackgroundTasks(name="web") as supervisor:
+        coro = job()
+        with pytest.raises(RuntimeError) as info:
+            await anyio.to_thread.run_sync(supervisor.create_task, coro)
+        assert str(info.value) == (
+            "BackgroundTasks.create_task() of the active supervisor 'web' must be "
+            "called from the thread of its event loop (no event loop runs in this "
+            "thread; the coroutine was closed); from a worker thread, use "
+            "anyio.from_thread.run_sync(supervisor.create_task, coro)"
+        )
+        assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED  # no warning
+        assert supervisor.active == ()
+        task = await anyio.to_thread.run_sync(
+            anyio.from_thread.run_sync, supervisor.create_task, job()
+        )
+    assert task.result() == 1

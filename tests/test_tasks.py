@@ -1503,3 +1503,26 @@ async def test_async_for_failure_during_cleanup_after_break_is_logged(
     failure = records[0].exc_info[1]
     assert isinstance(failure, ExceptionGroup)
     assert [str(e) for e in failure.exceptions] == ["cleanup failed"]
+
+
+async def test_create_task_from_a_worker_thread_is_refused_and_closes_the_coroutine() -> (
+    None
+):
+    async with TaskGroup() as group:
+        coro = fetch("x")
+        with pytest.raises(RuntimeError) as info:
+            await anyio.to_thread.run_sync(group.create_task, coro)
+        assert str(info.value) == (
+            "TaskGroup.create_task() and start_soon() of an active task group must be "
+            "called from the thread of its event loop (no event loop runs in this "
+            "thread; the coroutine was closed); from a worker thread, use "
+            "anyio.from_thread.run_sync(group.create_task, coro)"
+        )
+        assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
+        with pytest.raises(RuntimeError, match=r"^TaskGroup\.create_task\(\) and "):
+            await anyio.to_thread.run_sync(group.start_soon, fetch, "y")
+        assert group.tasks == ()
+        task = await anyio.to_thread.run_sync(
+            anyio.from_thread.run_sync, group.create_task, fetch("z")
+        )
+    assert task.result() == "z"

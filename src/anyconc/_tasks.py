@@ -781,7 +781,15 @@ class TaskGroup:
             raise
 
         task = Task(coro, name, on_finish=self._forget)
-        task._start(group)
+        try:
+            task._start(group)  # closes the coroutine if it fails
+        except anyio.NoEventLoopError:
+            raise RuntimeError(
+                "TaskGroup.create_task() and start_soon() of an active task group must "
+                "be called from the thread of its event loop (no event loop runs in "
+                "this thread; the coroutine was closed); from a worker thread, use "
+                "anyio.from_thread.run_sync(group.create_task, coro)"
+            ) from None
         self._tasks[task] = None
         return task
 
@@ -796,7 +804,8 @@ class TaskGroup:
         :return: the task's handle
         :raises TypeError: if ``coro`` is not a coroutine object, or ``name`` is not a
             string (``coro`` is closed)
-        :raises RuntimeError: if the group is not active; ``coro`` is closed
+        :raises RuntimeError: if the group is not active, or no event loop runs in
+            this thread (a worker thread); ``coro`` is closed
 
         """
         check_coroutine(coro, "create_task", name=name)
@@ -819,7 +828,8 @@ class TaskGroup:
         :raises TypeError: if ``func`` is not callable (a coroutine object passed
             instead is closed), does not return a coroutine, or ``name`` is not a
             string
-        :raises RuntimeError: if the group is not active
+        :raises RuntimeError: if the group is not active, or no event loop runs in
+            this thread (a worker thread)
 
         """
         check_callable(
