@@ -784,7 +784,8 @@ async def test_create_task_from_a_worker_thread_is_refused_and_closes_the_corout
         )
         assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED  # no warning
         assert supervisor.active == ()
-        task = await anyio.to_thread.run_sync(
-            anyio.from_thread.run_sync, supervisor.create_task, job()
+        coro = job()
+        task: BackgroundTask[int] = await anyio.to_thread.run_sync(
+            lambda: anyio.from_thread.run_sync(lambda: supervisor.create_task(coro))
         )
     assert task.result() == 1

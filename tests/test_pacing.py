@@ -564,9 +564,9 @@ async def test_debouncer_seen_from_a_worker_thread_is_the_runs() -> None:
         "scheduled the call (no event loop runs in this thread); from a worker "
         "thread, use anyio.from_thread.run_sync(debouncer.cancel)"
     )
-    assert debouncer.pending
+    assert [debouncer.pending] == [True]  # unchanged
     assert await anyio.to_thread.run_sync(anyio.from_thread.run_sync, debouncer.cancel)
-    assert not debouncer.pending
+    assert [debouncer.pending] == [False]
     assert await anyio.to_thread.run_sync(debouncer.cancel) is False
     assert calls == []
 

@@ -352,7 +352,9 @@ async def test_cancel_from_a_worker_thread_is_refused_and_changes_nothing() -> N
         assert repr(task) == "<Task 'sleeper' pending>"
 
         # The way the message gives works, and a finished task answers from anywhere.
-        assert await anyio.to_thread.run_sync(anyio.from_thread.run_sync, task.cancel)
+        assert await anyio.to_thread.run_sync(
+            lambda: anyio.from_thread.run_sync(task.cancel)
+        )
         await task.wait()
         assert task.cancelled()
         assert await anyio.to_thread.run_sync(task.cancel) is False
@@ -1520,9 +1522,10 @@ async def test_create_task_from_a_worker_thread_is_refused_and_closes_the_corout
         )
         assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
         with pytest.raises(RuntimeError, match=r"^TaskGroup\.create_task\(\) and "):
-            await anyio.to_thread.run_sync(group.start_soon, fetch, "y")
+            await anyio.to_thread.run_sync(lambda: group.start_soon(fetch, "y"))
         assert group.tasks == ()
-        task = await anyio.to_thread.run_sync(
-            anyio.from_thread.run_sync, group.create_task, fetch("z")
+        coro = fetch("z")
+        task: Task[Any] = await anyio.to_thread.run_sync(
+            lambda: anyio.from_thread.run_sync(lambda: group.create_task(coro))
         )
     assert task.result() == "z"
