@@ -207,6 +207,19 @@ async def test_request_tasks_belong_to_the_lifespan_supervisor() -> None:
     assert middleware.supervisor is None
 
 
+async def test_supervisor_seen_from_a_worker_thread_is_the_runs() -> None:
+    middleware = BackgroundTasksMiddleware(raw_app([]), name="web")
+    async with serving(middleware) as server:
+        assert await server.startup() == "lifespan.startup.complete"
+        supervisor = middleware.supervisor
+        assert supervisor is not None
+        # No run in the worker thread: the latest run's supervisor (this run's).
+        assert await anyio.to_thread.run_sync(lambda: middleware.supervisor) is supervisor
+        assert await server.shutdown() == "lifespan.shutdown.complete"
+
+    assert await anyio.to_thread.run_sync(lambda: middleware.supervisor) is None
+
+
 async def test_request_state_is_filled_even_if_the_server_did_not_copy_it() -> None:
     seen: list[Any] = []
 
@@ -461,9 +474,45 @@ async def test_status_without_any_supervisor_is_empty() -> None:
     }
 
 
+STATUS_OUTSIDE_A_RUN = (
+    "background_tasks_status() must be called inside the event-loop run that hosts "
+    "the supervisor (ages are measured on its clock), and no event loop runs in this "
+    "thread; from a worker thread, use "
+    "anyio.from_thread.run_sync(background_tasks_status, supervisor)"
+)
+
+
 def test_status_outside_an_event_loop_raises() -> None:
-    with pytest.raises(anyio.NoEventLoopError):
+    with pytest.raises(anyio.NoEventLoopError) as info:
         background_tasks_status()
+    assert str(info.value) == STATUS_OUTSIDE_A_RUN
+
+
+async def test_status_from_a_worker_thread_raises_and_the_named_way_works() -> None:
+    async with BackgroundTasks(name="web") as supervisor:
+        for argument in (None, supervisor):
+            with pytest.raises(anyio.NoEventLoopError) as info:
+                await anyio.to_thread.run_sync(background_tasks_status, argument)
+            assert str(info.value) == STATUS_OUTSIDE_A_RUN
+        status = await anyio.to_thread.run_sync(
+            anyio.from_thread.run_sync, background_tasks_status, supervisor
+        )
+    assert (status["supervisor"], status["active_tasks"]) == ("web", 0)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "uvloop", "trio"])
+def test_status_of_a_supervisor_after_its_run_ended_raises(backend: str) -> None:
+    from anyconc.pytest_plugin import backend_spec
+
+    async def serve() -> BackgroundTasks:
+        async with BackgroundTasks(name="web") as supervisor:
+            return supervisor
+
+    name, options = backend_spec(backend)
+    supervisor = anyio.run(serve, backend=name, backend_options=options)
+    with pytest.raises(anyio.NoEventLoopError) as info:
+        background_tasks_status(supervisor)
+    assert str(info.value) == STATUS_OUTSIDE_A_RUN
 
 
 def test_status_rejects_what_is_not_a_supervisor() -> None:

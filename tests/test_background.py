@@ -799,3 +799,29 @@ def test_context_is_copied_at_creation_for_the_first_tasks_of_a_run(
         "second",
         "changed later",
     ]
+
+
+async def test_create_task_from_a_worker_thread_is_refused_and_closes_the_coroutine() -> (
+    None
+):
+    async def job() -> int:
+        await anyio.sleep(0)
+        return 1
+
+    async with BackgroundTasks(name="web") as supervisor:
+        coro = job()
+        with pytest.raises(RuntimeError) as info:
+            await anyio.to_thread.run_sync(supervisor.create_task, coro)
+        assert str(info.value) == (
+            "BackgroundTasks.create_task() of the active supervisor 'web' must be "
+            "called from the thread of its event loop (no event loop runs in this "
+            "thread; the coroutine was closed); from a worker thread, use "
+            "anyio.from_thread.run_sync(supervisor.create_task, coro)"
+        )
+        assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED  # no warning
+        assert supervisor.active == ()
+        coro = job()
+        task: BackgroundTask[int] = await anyio.to_thread.run_sync(
+            lambda: anyio.from_thread.run_sync(lambda: supervisor.create_task(coro))
+        )
+    assert task.result() == 1

@@ -809,3 +809,18 @@ async def test_abort_wakes_tasks_blocked_by_a_drain() -> None:
     assert [r for r in results if isinstance(r, int)][0] in (0, 1)
     assert barrier.broken
     assert barrier._blocked == []
+
+
+async def test_a_worker_thread_of_the_serving_run_is_pointed_back_into_the_run() -> None:
+    barrier = Barrier(2)
+    barrier.reset()  # this run is served
+    with pytest.raises(RuntimeError) as info:
+        await anyio.to_thread.run_sync(barrier.abort)
+    assert str(info.value) == (
+        "this Barrier is in use by an event-loop run in another thread, and no event "
+        "loop runs in this thread (a worker thread, or plain code): call it in that "
+        "run's thread (from its worker threads: anyio.from_thread.run_sync())"
+    )
+    assert await anyio.to_thread.run_sync(lambda: barrier.broken) is False
+    await anyio.to_thread.run_sync(anyio.from_thread.run_sync, barrier.abort)
+    assert barrier.broken

@@ -554,3 +554,52 @@ async def test_debouncer_passes_keyword_arguments() -> None:
     debounce(save, "b", version=2)
     await done.wait()
     assert got == [("b", 2)]
+
+
+async def test_rate_limiter_statistics_from_a_worker_thread_are_the_runs() -> None:
+    from anyconc import RateLimiterStatistics
+
+    limiter = RateLimiter(5, per=10, name="api")
+    for _ in range(2):
+        await limiter.acquire()
+
+    expected = RateLimiterStatistics(
+        name="api", rate=5.0, per=10.0, admitted=2, waiting=0
+    )
+    assert limiter.statistics() == expected
+    # No run in the worker thread: the latest run's (this one's), not an unused one's.
+    assert await anyio.to_thread.run_sync(limiter.statistics) == expected
+
+
+async def test_debouncer_seen_from_a_worker_thread_is_the_runs() -> None:
+    calls: list[int] = []
+    debouncer = Debouncer(600, name="save")
+    debouncer(calls.append, 1)
+    assert await anyio.to_thread.run_sync(lambda: debouncer.pending) is True
+    with pytest.raises(RuntimeError) as info:
+        await anyio.to_thread.run_sync(debouncer.cancel)
+    assert str(info.value) == (
+        "Debouncer.cancel() must be called from a task of the event-loop run that "
+        "scheduled the call (no event loop runs in this thread); from a worker "
+        "thread, use anyio.from_thread.run_sync(debouncer.cancel)"
+    )
+    assert [debouncer.pending] == [True]  # unchanged
+    assert await anyio.to_thread.run_sync(anyio.from_thread.run_sync, debouncer.cancel)
+    assert [debouncer.pending] == [False]
+    assert await anyio.to_thread.run_sync(debouncer.cancel) is False
+    assert calls == []
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "uvloop", "trio"])
+def test_debouncer_after_its_run_ended_has_nothing_pending(backend: str) -> None:
+    debouncer = Debouncer(600)
+
+    async def schedule() -> bool:
+        debouncer(print, "never")
+        return debouncer.pending
+
+    name, options = backend_spec(backend)
+    assert anyio.run(schedule, backend=name, backend_options=options) is True
+    # The run ended: its scheduled call was cancelled with it.
+    assert (debouncer.pending, debouncer.cancel()) == (False, False)
+    assert repr(debouncer) == "<Debouncer name=None delay=600.0 pending=False>"

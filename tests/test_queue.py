@@ -1046,3 +1046,19 @@ async def test_queue_from_a_plain_asyncio_task() -> None:
 
     assert await asyncio.create_task(plain()) == [1, 2]
     assert q.empty()
+
+
+async def test_a_worker_thread_of_the_serving_run_is_pointed_back_into_the_run() -> None:
+    queue: Queue[int] = Queue(name="jobs")
+    await queue.put(1)
+    with pytest.raises(RuntimeError) as info:
+        await anyio.to_thread.run_sync(queue.put_nowait, 2)
+    assert str(info.value) == (
+        "this Queue is in use by an event-loop run in another thread, and no event "
+        "loop runs in this thread (a worker thread, or plain code): call it in that "
+        "run's thread (from its worker threads: anyio.from_thread.run_sync())"
+    )
+    # Read-only calls answer there; the way the message gives works.
+    assert await anyio.to_thread.run_sync(queue.qsize) == 1
+    await anyio.to_thread.run_sync(anyio.from_thread.run_sync, queue.put_nowait, 2)
+    assert [queue.get_nowait(), queue.get_nowait()] == [1, 2]

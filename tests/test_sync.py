@@ -671,3 +671,92 @@ async def test_capacity_limiter_as_thread_limiter() -> None:
         release.set()
     assert (peak, entered) == (2, 4)
     assert limiter.borrowed_tokens == 0
+
+
+# --- outside any run: after it ended, and from a worker thread --------------------------
+
+OUTSIDE_OPERATIONS: list[tuple[str, Any]] = [
+    ("Lock.acquire_nowait()", lambda p: p["lock"].acquire_nowait()),
+    ("Lock.release()", lambda p: p["lock"].release()),
+    ("Condition.acquire_nowait()", lambda p: p["condition"].acquire_nowait()),
+    ("Condition.release()", lambda p: p["condition"].release()),
+    ("Condition.notify()", lambda p: p["condition"].notify()),
+    ("Condition.notify_all()", lambda p: p["condition"].notify_all()),
+    ("Semaphore.acquire_nowait()", lambda p: p["semaphore"].acquire_nowait()),
+    ("Semaphore.release()", lambda p: p["semaphore"].release()),
+    ("CapacityLimiter.acquire_nowait()", lambda p: p["limiter"].acquire_nowait()),
+    (
+        "CapacityLimiter.acquire_on_behalf_of_nowait()",
+        lambda p: p["limiter"].acquire_on_behalf_of_nowait("job"),
+    ),
+    ("CapacityLimiter.release()", lambda p: p["limiter"].release()),
+    (
+        "CapacityLimiter.release_on_behalf_of()",
+        lambda p: p["limiter"].release_on_behalf_of("job"),
+    ),
+]
+
+
+def _primitives() -> dict[str, Any]:
+    return {
+        "lock": Lock(),
+        "condition": Condition(),
+        "semaphore": Semaphore(2),
+        "limiter": CapacityLimiter(2),
+    }
+
+
+async def _use(primitives: dict[str, Any]) -> None:
+    for name in ("lock", "condition", "semaphore", "limiter"):
+        async with primitives[name]:
+            pass
+    async with primitives["condition"]:
+        primitives["condition"].notify_all()
+
+
+def _refusals(primitives: dict[str, Any]) -> list[tuple[str, str]]:
+    seen = []
+    for where, operation in OUTSIDE_OPERATIONS:
+        try:
+            operation(primitives)
+        except anyio.NoEventLoopError as exc:
+            seen.append((where, str(exc)))
+    return seen
+
+
+def _expected_refusals() -> list[tuple[str, str]]:
+    return [
+        (
+            where,
+            f"{where} must be called from a task of an event-loop run (no event loop "
+            f"runs in this thread); from a worker thread, use "
+            f"anyio.from_thread.run_sync()",
+        )
+        for where, _ in OUTSIDE_OPERATIONS
+    ]
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "uvloop", "trio"])
+def test_operations_after_the_run_ended_name_the_call(backend: str) -> None:
+    from anyconc.pytest_plugin import backend_spec
+
+    primitives = _primitives()
+    name, options = backend_spec(backend)
+    anyio.run(_use, primitives, backend=name, backend_options=options)
+
+    # The same error on every backend (it was the backend's own, or AnyIO's generic).
+    assert _refusals(primitives) == _expected_refusals()
+    # Read-only members answer for an unused primitive.
+    assert (primitives["lock"].locked(), primitives["semaphore"].value) == (False, 2)
+    assert primitives["limiter"].available_tokens == 2
+
+
+async def test_operations_from_a_worker_thread_name_the_call() -> None:
+    primitives = _primitives()
+    await _use(primitives)
+    assert await anyio.to_thread.run_sync(_refusals, primitives) == _expected_refusals()
+    # Nothing changed in the run; the way the message gives works.
+    await anyio.to_thread.run_sync(
+        anyio.from_thread.run_sync, primitives["semaphore"].acquire_nowait
+    )
+    assert primitives["semaphore"].value == 1

@@ -338,6 +338,64 @@ def test_done_callback_added_after_the_run_ended_is_called_at_once(
     assert [str(r.exc_info[1]) for r in caplog.records if r.exc_info] == ["after the run"]
 
 
+async def test_cancel_from_a_worker_thread_is_refused_and_changes_nothing() -> None:
+    async with TaskGroup() as group:
+        task = group.create_task(anyio.sleep_forever(), name="sleeper")
+        await anyio.wait_all_tasks_blocked()
+        with pytest.raises(RuntimeError) as info:
+            await anyio.to_thread.run_sync(task.cancel)
+        assert str(info.value) == (
+            "Task.cancel() of the unfinished task 'sleeper' must be called from the "
+            "thread of its event loop (no event loop runs in this thread); from a "
+            "worker thread, use anyio.from_thread.run_sync(task.cancel)"
+        )
+        assert repr(task) == "<Task 'sleeper' pending>"
+
+        # The way the message gives works, and a finished task answers from anywhere.
+        assert await anyio.to_thread.run_sync(
+            lambda: anyio.from_thread.run_sync(task.cancel)
+        )
+        await task.wait()
+        assert task.cancelled()
+        assert await anyio.to_thread.run_sync(task.cancel) is False
+
+        other = group.create_task(anyio.sleep_forever(), name="other")
+        await anyio.wait_all_tasks_blocked()
+        with pytest.raises(RuntimeError) as info:
+            await anyio.to_thread.run_sync(group.cancel)
+        assert str(info.value) == (
+            "TaskGroup.cancel() of an active task group must be called from the thread "
+            "of its event loop (no event loop runs in this thread); from a worker "
+            "thread, use anyio.from_thread.run_sync(group.cancel)"
+        )
+        assert group.tasks == (other,)
+        await anyio.to_thread.run_sync(anyio.from_thread.run_sync, group.cancel)
+
+    assert other.cancelled()
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "uvloop", "trio"])
+def test_cancel_of_an_exited_group_does_nothing_in_any_run_or_none(backend: str) -> None:
+    group = TaskGroup()
+
+    async def use_group(value: str) -> Task[str]:
+        async with group:
+            task = group.create_task(fetch(value))
+        group.cancel()  # exited: nothing to cancel
+        await checkpoint()  # and nothing is cancelled later
+        return task
+
+    name, options = backend_spec(backend)
+    task = anyio.run(use_group, "x", backend=name, backend_options=options)
+    group.cancel()  # the run has ended
+    assert (task.result(), task.cancel(), group.tasks) == ("x", False, ())
+
+    # A later run, on another backend, uses the group again.
+    name, options = backend_spec("asyncio" if backend == "trio" else "trio")
+    again = anyio.run(use_group, "y", backend=name, backend_options=options)
+    assert again.result() == "y"
+
+
 async def test_done_callback_added_from_a_worker_thread_is_called_there() -> None:
     async with TaskGroup() as group:
         task = group.create_task(fetch("x"))
@@ -1484,3 +1542,27 @@ async def test_async_for_failure_during_cleanup_after_break_is_logged(
     failure = records[0].exc_info[1]
     assert isinstance(failure, ExceptionGroup)
     assert [str(e) for e in failure.exceptions] == ["cleanup failed"]
+
+
+async def test_create_task_from_a_worker_thread_is_refused_and_closes_the_coroutine() -> (
+    None
+):
+    async with TaskGroup() as group:
+        coro = fetch("x")
+        with pytest.raises(RuntimeError) as info:
+            await anyio.to_thread.run_sync(group.create_task, coro)
+        assert str(info.value) == (
+            "TaskGroup.create_task() and start_soon() of an active task group must be "
+            "called from the thread of its event loop (no event loop runs in this "
+            "thread; the coroutine was closed); from a worker thread, use "
+            "anyio.from_thread.run_sync(group.create_task, coro)"
+        )
+        assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
+        with pytest.raises(RuntimeError, match=r"^TaskGroup\.create_task\(\) and "):
+            await anyio.to_thread.run_sync(lambda: group.start_soon(fetch, "y"))
+        assert group.tasks == ()
+        coro = fetch("z")
+        task: Task[Any] = await anyio.to_thread.run_sync(
+            lambda: anyio.from_thread.run_sync(lambda: group.create_task(coro))
+        )
+    assert task.result() == "z"

@@ -578,3 +578,13 @@ def test_module_level_pool_asyncio_trio_asyncio() -> None:
     expected = [(1, 0, 2), [0, 1, 2, 3], [0, 1, 2], (5, 6, 0)]
     for backend in ("asyncio", "trio", "asyncio"):
         assert anyio.run(_use_module_pool, backend=backend) == expected
+
+
+async def test_pool_statistics_from_a_worker_thread_are_the_runs() -> None:
+    pool = ThreadPool(2, name="stats")
+    # Asked from inside a call (a worker thread, no run there): this call is running.
+    stats = await pool.run(pool.statistics)
+    assert stats == anyconc.ThreadPoolStatistics(
+        name="stats", max_workers=2, running=1, waiting=0, cancellable=False
+    )
+    assert pool.statistics().running == 0

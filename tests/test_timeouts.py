@@ -539,3 +539,29 @@ async def test_one_timeout_in_two_tasks_has_a_deadline_per_task() -> None:
         group.start_soon(user, "a", 0)
         group.start_soon(user, "b", 3)
     assert seen == {"a": pytest.approx(start + 5), "b": pytest.approx(start + 8)}
+
+
+async def test_a_worker_thread_in_a_block_reads_when_but_not_expired_or_reschedule() -> None:
+    t = timeout(30)
+    with t:
+        deadline = t.when()
+        # A worker thread runs in a copy of the task's context: it sees the block.
+        assert await anyio.to_thread.run_sync(t.when) == deadline
+        with pytest.raises(RuntimeError) as info:
+            await anyio.to_thread.run_sync(t.expired)
+        assert str(info.value) == (
+            "Timeout.expired() inside a block must be called from the thread of its "
+            "event loop (no event loop runs in this thread); from a worker thread, use "
+            "anyio.from_thread.run_sync(t.expired)"
+        )
+        with pytest.raises(RuntimeError) as info:
+            await anyio.to_thread.run_sync(t.reschedule, None)
+        assert str(info.value) == (
+            "Timeout.reschedule() inside a block must be called from the thread of its "
+            "event loop (no event loop runs in this thread); from a worker thread, use "
+            "anyio.from_thread.run_sync(t.reschedule, when)"
+        )
+        assert t.when() == deadline  # unchanged
+        # The way the messages give works.
+        assert await anyio.to_thread.run_sync(anyio.from_thread.run_sync, t.expired) is False
+    assert not t.expired()

@@ -26,6 +26,7 @@ from ._instrument import (
 from ._lowlevel import (
     PerRun,
     current_run,
+    current_run_or_none,
     current_time,
     interrupt_run,
     spawn_run_task,
@@ -568,14 +569,23 @@ class BackgroundTasks:
         :return: the task's handle
         :raises TypeError: if ``coro`` is not a coroutine object
         :raises RuntimeError: if the supervisor is not accepting tasks (not entered yet,
-            shutting down, or exited); ``coro`` is closed
+            shutting down, or exited), or is active in another run, or in a run while
+            no event loop runs in this thread (a worker thread); ``coro`` is closed
         :raises BackgroundTasksFull: if ``limit`` tasks run and ``pending_limit`` wait
             already; ``coro`` is closed
 
         """
         check_coroutine(coro, "create_task", name=name)
-        if self._run is not None and self._run is not current_run():
+        if self._run is not None and self._run is not current_run_or_none():
             coro.close()
+            if current_run_or_none() is None:
+                raise RuntimeError(
+                    f"BackgroundTasks.create_task() of the active supervisor "
+                    f"{self.name!r} must be called from the thread of its event loop "
+                    f"(no event loop runs in this thread; the coroutine was closed); "
+                    f"from a worker thread, use "
+                    f"anyio.from_thread.run_sync(supervisor.create_task, coro)"
+                )
             raise RuntimeError(
                 f"the background tasks supervisor {self.name!r} is active in another "
                 f"event-loop run (in another thread); a supervisor serves one run at a "

@@ -520,6 +520,20 @@ class PerRun(Generic[T]):
         return None if cell is None else cell.value  # type: ignore[return-value]
 
 
+    def latest(self) -> T | None:
+        """
+        Return the value of the latest lookup made in any thread, if it is still alive,
+        or ``None``; never makes one and never looks up the run.
+
+        For what an object reports outside any run (its ``statistics()`` from plain
+        code, a worker thread or a monitoring thread): "the latest run's", whichever
+        thread made that lookup (:meth:`peek` answers for the calling thread only). A
+        value of a run in another thread is read, never changed, from here.
+        """
+        cell = self._last[1]()
+        return None if cell is None else cell.value  # type: ignore[return-value]
+
+
 class RunRef:
     """
     A weak reference to the current event-loop run, to tell it later from another run
@@ -628,7 +642,9 @@ class OneRunAtATime:
         Call on every operation: make the current run the one served, if it can be.
 
         Outside any run (a synchronous call from plain code), nothing changes, but the
-        call is refused while a run in another thread is being served.
+        call is refused while a run in another thread is being served (with a message
+        that points a worker thread of that run to ``anyio.from_thread.run_sync()``:
+        the object is not thread-safe).
 
         :raises RuntimeError: if a run in another thread is being served
 
@@ -646,6 +662,14 @@ class OneRunAtATime:
                     return
                 owner = self._owner()
                 if owner is not None and _run_is_active(owner):
+                    if run is None:
+                        raise RuntimeError(
+                            f"this {self._what} is in use by an event-loop run in "
+                            f"another thread, and no event loop runs in this thread (a "
+                            f"worker thread, or plain code): call it in that run's "
+                            f"thread (from its worker threads: "
+                            f"anyio.from_thread.run_sync())"
+                        )
                     raise RuntimeError(
                         f"this {self._what} is in use by an event-loop run in another "
                         f"thread; a {self._what} serves one run at a time (one after "

@@ -137,7 +137,8 @@ class RateLimiter:
         Return a snapshot of the limiter's state, in the current run.
 
         :return: its name, rate and window, the entries let in within the current
-            window, and the tasks waiting (outside a run: those of the latest run, all
+            window, and the tasks waiting (outside a run -- plain code, a worker
+            thread -- those of the latest run to use the limiter, in any thread, all
             its recorded entries counted)
 
         """
@@ -145,7 +146,7 @@ class RateLimiter:
         if state is not None:
             now = anyio.current_time()
         else:
-            state = self._state.peek()
+            state = self._state.latest()
             now = math.inf
         if state is None:
             return RateLimiterStatistics(self._name, self._rate, self._per, 0, 0)
@@ -379,9 +380,22 @@ class Debouncer:
 
     @property
     def pending(self) -> bool:
-        """``True`` if a run is scheduled and has not started yet."""
+        """
+        ``True`` if a run is scheduled and has not started yet.
+
+        Outside any event-loop run (plain code, a worker thread), it tells about the
+        latest run to use the debouncer, in any thread (``False`` once that run has
+        ended: its scheduled call was cancelled with it).
+        """
         state = self._runs.get_or_none()
-        return state is not None and state.pending is not None
+        if state is None:
+            state = self._runs.latest()
+        pending = None if state is None else state.pending
+        return (
+            pending is not None
+            and pending.handle is not None
+            and not pending.handle.done()
+        )
 
     @property
     def name(self) -> str | None:
@@ -398,12 +412,29 @@ class Debouncer:
         """
         Drop the scheduled run, if it has not started yet.
 
+        The scheduled run belongs to its event-loop run: drop it from a task of that
+        run. Outside any run there is nothing to drop (``False``), unless the latest
+        run to use the debouncer, in another thread, has a run scheduled: then the call
+        is refused (the run's tasks are not thread-safe).
+
         :return: ``True`` if a scheduled run was dropped
+        :raises RuntimeError: if called outside any run (a worker thread, plain code)
+            while a run scheduled by a running event loop is pending
 
         """
         state = self._runs.get_or_none()
-        pending = None if state is None else state.pending
-        if state is None or pending is None:
+        if state is None:
+            if self.pending:
+                raise RuntimeError(
+                    "Debouncer.cancel() must be called from a task of the event-loop "
+                    "run that scheduled the call (no event loop runs in this thread); "
+                    "from a worker thread, use anyio.from_thread.run_sync("
+                    "debouncer.cancel)"
+                )
+            return False
+
+        pending = state.pending
+        if pending is None:
             return False
 
         state.pending = None

@@ -19,6 +19,12 @@ an earlier run never released (that task is gone with its run).
 Runs at the same time in several threads are runs like any other: each has its own
 primitive (a module-level lock excludes the tasks of each run from each other, not the
 tasks of two runs: use a :class:`threading.Lock` around the shared resource for that).
+
+Outside any run (plain code after a run has ended, a worker thread), the read-only
+members answer for an unused primitive (a worker thread sees no run: AnyIO's
+primitives are not thread-safe), and the operations that acquire, release or notify
+raise :exc:`anyio.NoEventLoopError` naming the call (from a worker thread, call them in
+the run with ``anyio.from_thread.run_sync()``), on every backend alike.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from anyio import (
     SemaphoreStatistics,
 )
 
-from ._lowlevel import PerRun
+from ._lowlevel import PerRun, current_run_or_none
 from ._util import callable_name, check_bool, check_callable, check_int
 
 if sys.version_info >= (3, 11):
@@ -60,6 +66,28 @@ def _this_run(per_run: PerRun[P]) -> P | None:
         return per_run.get()
     except NoEventLoopError:
         return None
+
+
+def _outside_a_run(where: str) -> NoEventLoopError:
+    return NoEventLoopError(
+        f"{where} must be called from a task of an event-loop run (no event loop runs "
+        f"in this thread); from a worker thread, use anyio.from_thread.run_sync()"
+    )
+
+
+def _in_run(per_run: PerRun[P], where: str) -> P:
+    """This run's primitive, for an operation that needs a task of a run."""
+    try:
+        return per_run.get()
+    except NoEventLoopError:
+        raise _outside_a_run(where) from None
+
+
+def _raise_if_outside_a_run(where: str) -> None:
+    # On the error path of a release: outside any run the primitive found (another
+    # run's) fails with its backend's own message; say what happened instead.
+    if current_run_or_none() is None:
+        raise _outside_a_run(where) from None
 
 
 def _latest(per_run: PerRun[P]) -> P:
@@ -149,18 +177,24 @@ class Lock(anyio.Lock):
 
         :raises ~anyio.WouldBlock: if it is held, or other tasks wait for it
         :raises RuntimeError: if the current task already holds it
+        :raises anyio.NoEventLoopError: if no event loop runs in this thread
 
         """
-        self._per_run.get().acquire_nowait()
+        _in_run(self._per_run, "Lock.acquire_nowait()").acquire_nowait()
 
     def release(self) -> None:
         """
         Release the lock, handing it to the next waiting task, if any.
 
         :raises RuntimeError: if the current task does not hold it
+        :raises anyio.NoEventLoopError: if no event loop runs in this thread
 
         """
-        _latest(self._per_run).release()
+        try:
+            _latest(self._per_run).release()
+        except RuntimeError:
+            _raise_if_outside_a_run("Lock.release()")
+            raise
 
     def locked(self) -> bool:
         """Return ``True`` if a task of the current run holds the lock."""
@@ -245,13 +279,25 @@ class Condition(anyio.Condition):
         Acquire the underlying lock without waiting.
 
         :raises ~anyio.WouldBlock: if the lock is not free
+        :raises anyio.NoEventLoopError: if no event loop runs in this thread
 
         """
-        self._lock.acquire_nowait()
+        try:
+            self._lock.acquire_nowait()
+        except NoEventLoopError:
+            raise _outside_a_run("Condition.acquire_nowait()") from None
 
     def release(self) -> None:
-        """Release the underlying lock."""
-        self._lock.release()
+        """
+        Release the underlying lock.
+
+        :raises anyio.NoEventLoopError: if no event loop runs in this thread
+
+        """
+        try:
+            self._lock.release()
+        except NoEventLoopError:
+            raise _outside_a_run("Condition.release()") from None
 
     def locked(self) -> bool:
         """Return ``True`` if the underlying lock is held."""
@@ -265,19 +311,21 @@ class Condition(anyio.Condition):
         :raises ValueError: if ``n`` is negative (AnyIO and asyncio let it pass as
             ``0``; anyconc rejects it, as every negative count)
         :raises RuntimeError: if the current task does not hold the lock
+        :raises anyio.NoEventLoopError: if no event loop runs in this thread
 
         """
         check_int("Condition.notify()", "n", n, minimum=0)
-        self._per_run.get().notify(n)
+        _in_run(self._per_run, "Condition.notify()").notify(n)
 
     def notify_all(self) -> None:
         """
         Wake every task waiting in :meth:`wait`.
 
         :raises RuntimeError: if the current task does not hold the lock
+        :raises anyio.NoEventLoopError: if no event loop runs in this thread
 
         """
-        self._per_run.get().notify_all()
+        _in_run(self._per_run, "Condition.notify_all()").notify_all()
 
     async def wait(self) -> None:
         """
@@ -412,20 +460,22 @@ class Semaphore(anyio.Semaphore):
         Take a token without waiting.
 
         :raises ~anyio.WouldBlock: if there is none
+        :raises anyio.NoEventLoopError: if no event loop runs in this thread
 
         """
-        self._per_run.get().acquire_nowait()
+        _in_run(self._per_run, "Semaphore.acquire_nowait()").acquire_nowait()
 
     def release(self) -> None:
         """
         Give a token back, handing it to the next waiting task, if any.
 
         :raises ValueError: if that would exceed ``max_value``
+        :raises anyio.NoEventLoopError: if no event loop runs in this thread
 
         """
         # Not _latest(): a semaphore can be released by a task that never acquired it
         # (a signal), so the first use in a run may be a release.
-        self._per_run.get().release()
+        _in_run(self._per_run, "Semaphore.release()").release()
 
     @property
     def value(self) -> int:
@@ -552,9 +602,10 @@ class CapacityLimiter(anyio.CapacityLimiter):
 
         :raises ~anyio.WouldBlock: if none is free
         :raises RuntimeError: if the task already holds one
+        :raises anyio.NoEventLoopError: if no event loop runs in this thread
 
         """
-        self._per_run.get().acquire_nowait()
+        _in_run(self._per_run, "CapacityLimiter.acquire_nowait()").acquire_nowait()
 
     def acquire_on_behalf_of_nowait(self, borrower: object) -> None:
         """
@@ -563,9 +614,12 @@ class CapacityLimiter(anyio.CapacityLimiter):
         :param borrower: the object that will hold the token
         :raises ~anyio.WouldBlock: if none is free
         :raises RuntimeError: if ``borrower`` already holds one
+        :raises anyio.NoEventLoopError: if no event loop runs in this thread
 
         """
-        self._per_run.get().acquire_on_behalf_of_nowait(borrower)
+        _in_run(
+            self._per_run, "CapacityLimiter.acquire_on_behalf_of_nowait()"
+        ).acquire_on_behalf_of_nowait(borrower)
 
     async def acquire(self) -> None:
         """
@@ -591,9 +645,14 @@ class CapacityLimiter(anyio.CapacityLimiter):
         Give back the current task's token.
 
         :raises RuntimeError: if the task holds none
+        :raises anyio.NoEventLoopError: if no event loop runs in this thread
 
         """
-        _latest(self._per_run).release()
+        try:
+            _latest(self._per_run).release()
+        except RuntimeError:
+            _raise_if_outside_a_run("CapacityLimiter.release()")
+            raise
 
     def release_on_behalf_of(self, borrower: object) -> None:
         """
@@ -601,9 +660,14 @@ class CapacityLimiter(anyio.CapacityLimiter):
 
         :param borrower: the object holding the token
         :raises RuntimeError: if ``borrower`` holds none
+        :raises anyio.NoEventLoopError: if no event loop runs in this thread
 
         """
-        _latest(self._per_run).release_on_behalf_of(borrower)
+        try:
+            _latest(self._per_run).release_on_behalf_of(borrower)
+        except RuntimeError:
+            _raise_if_outside_a_run("CapacityLimiter.release_on_behalf_of()")
+            raise
 
     def statistics(self) -> CapacityLimiterStatistics:
         """Return AnyIO's statistics of this run's limiter."""

@@ -457,12 +457,21 @@ class Task(Generic[T]):
         as with :meth:`asyncio.Task.cancel`; a running one receives the cancellation at
         its next checkpoint, and may catch it and finish otherwise, as on every backend.
 
+        A task that has finished can be asked from anywhere (``False``, as
+        :meth:`asyncio.Task.cancel`). One that is still running can only be cancelled
+        from its event loop's thread: a call from a thread that runs no event loop (a
+        worker thread, or plain code) raises :exc:`RuntimeError` and changes nothing
+        (the backends' cancellation is not thread-safe, as asyncio's is not); from a
+        worker thread, use ``anyio.from_thread.run_sync(task.cancel)``.
+
         :param msg: as with :meth:`asyncio.Task.cancel`: the message of the
             :exc:`TaskCancelled` that :meth:`result` and ``await task`` raise if the task
             ends cancelled (the backends' own cancellation exception inside the task
             does not carry it: trio's cannot)
         :return: ``False`` if the task had already finished, ``True`` otherwise
         :raises TypeError: if ``msg`` is not a string or ``None``
+        :raises RuntimeError: if the task is still running and no event loop runs in
+            this thread
 
         """
         check_optional_str("Task.cancel()", "msg", msg)
@@ -470,6 +479,13 @@ class Task(Generic[T]):
         state = self._state
         if state is not _PENDING and state is not _CANCELLING:
             return False
+
+        if current_run_or_none() is None:
+            raise RuntimeError(
+                f"Task.cancel() of the unfinished task {self._name!r} must be called from "
+                f"the thread of its event loop (no event loop runs in this thread); "
+                f"from a worker thread, use anyio.from_thread.run_sync(task.cancel)"
+            )
 
         self._state = _CANCELLING
         if msg is not None:
@@ -715,8 +731,31 @@ class TaskGroup:
         return tuple(self._tasks)
 
     def cancel(self) -> None:
-        """Cancel every task in the group, and the body of its ``async with`` block."""
-        self.cancel_scope.cancel()
+        """
+        Cancel every task in the group, and the body of its ``async with`` block.
+
+        Once the block has exited, there is nothing left to cancel: the call does
+        nothing (from any thread, also after the run has ended), as cancelling a
+        finished task does nothing. While the group is active, call it from its
+        event loop's thread (from a worker thread:
+        ``anyio.from_thread.run_sync(group.cancel)``).
+
+        :raises RuntimeError: if the group has not been entered, or if it is active
+            and no event loop runs in this thread
+
+        """
+        scope = self.cancel_scope
+        if not self._active:
+            return
+
+        if current_run_or_none() is None:
+            raise RuntimeError(
+                "TaskGroup.cancel() of an active task group must be called from the "
+                "thread of its event loop (no event loop runs in this thread); from a "
+                "worker thread, use anyio.from_thread.run_sync(group.cancel)"
+            )
+
+        scope.cancel()
 
     def _forget(self, task: Task[Any]) -> None:
         del self._tasks[task]
@@ -742,7 +781,15 @@ class TaskGroup:
             raise
 
         task = Task(coro, name, on_finish=self._forget)
-        task._start(group)
+        try:
+            task._start(group)  # closes the coroutine if it fails
+        except anyio.NoEventLoopError:
+            raise RuntimeError(
+                "TaskGroup.create_task() and start_soon() of an active task group must "
+                "be called from the thread of its event loop (no event loop runs in "
+                "this thread; the coroutine was closed); from a worker thread, use "
+                "anyio.from_thread.run_sync(group.create_task, coro)"
+            ) from None
         self._tasks[task] = None
         return task
 
@@ -757,7 +804,8 @@ class TaskGroup:
         :return: the task's handle
         :raises TypeError: if ``coro`` is not a coroutine object, or ``name`` is not a
             string (``coro`` is closed)
-        :raises RuntimeError: if the group is not active; ``coro`` is closed
+        :raises RuntimeError: if the group is not active, or no event loop runs in
+            this thread (a worker thread); ``coro`` is closed
 
         """
         check_coroutine(coro, "create_task", name=name)
@@ -780,7 +828,8 @@ class TaskGroup:
         :raises TypeError: if ``func`` is not callable (a coroutine object passed
             instead is closed), does not return a coroutine, or ``name`` is not a
             string
-        :raises RuntimeError: if the group is not active
+        :raises RuntimeError: if the group is not active, or no event loop runs in
+            this thread (a worker thread)
 
         """
         check_callable(

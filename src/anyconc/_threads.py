@@ -225,12 +225,13 @@ class ThreadPool:
         Return a snapshot of the pool's state, in the current run.
 
         :return: its name and limit, the calls holding a slot and those waiting for one
-            (outside a run: those of the latest run), and its cancellation policy
+            (outside a run -- plain code, a worker thread -- those of the latest run
+            to use the pool, in any thread), and its cancellation policy
 
         """
         limiter = self._limiter.get_or_none()
-        if limiter is None:  # outside a run: the latest run's
-            limiter = self._limiter.peek()
+        if limiter is None:  # outside a run: the latest run's, in any thread
+            limiter = self._limiter.latest()
         running = waiting = 0
         if limiter is not None:
             stats = limiter.statistics()

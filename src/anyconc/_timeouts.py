@@ -14,6 +14,7 @@ import anyio
 from anyio import CancelScope
 from anyio.lowlevel import checkpoint_if_cancelled
 
+from ._lowlevel import current_run_or_none
 from ._tasks import INTERRUPTS, Interrupted, find_interrupt
 from ._util import check_awaitable, check_number, logger
 
@@ -49,6 +50,12 @@ class Timeout:
     :meth:`expired` have the meaning of :class:`asyncio.Timeout`'s. As one object may
     guard blocks in several tasks at once, they act on the block that the *calling
     task* entered through this object most recently (the innermost one, if nested).
+
+    A worker thread started from inside a block (``anyio.to_thread.run_sync``) sees
+    that block (it runs in a copy of the task's context): :meth:`when` answers there
+    too, but :meth:`reschedule` and :meth:`expired` act on the run's cancel scope, which
+    only its event loop's thread may touch, so they raise :exc:`RuntimeError` there
+    (use ``anyio.from_thread.run_sync(t.expired)``).
     """
 
     __slots__ = ("_seconds",)
@@ -80,6 +87,18 @@ class Timeout:
                 return entry[2]
         return None
 
+    def _in_loop_thread(self, method: str) -> CancelScope | None:
+        # The current block's scope, refused in a thread that runs no event loop.
+        scope = self._scope()
+        if scope is not None and current_run_or_none() is None:
+            raise RuntimeError(
+                f"Timeout.{method}() inside a block must be called from the thread of "
+                f"its event loop (no event loop runs in this thread); from a worker "
+                f"thread, use anyio.from_thread.run_sync(t.{method}"
+                + (", when)" if method == "reschedule" else ")")
+            )
+        return scope
+
     def when(self) -> float | None:
         """
         The deadline of the current block, on the event loop's clock
@@ -103,13 +122,14 @@ class Timeout:
             past cancels the block at its next checkpoint
         :raises RuntimeError: if the current task is not inside a block of this timeout
             (as asyncio when the timeout has not been entered), or the timeout has
-            already expired
+            already expired, or if called from a thread that runs no event loop (a
+            worker thread started in the block)
         :raises TypeError: if ``when`` is not a number or ``None``
         :raises ValueError: if ``when`` is NaN
 
         """
         check_number("Timeout.reschedule()", "when", when, optional=True)
-        scope = self._scope()
+        scope = self._in_loop_thread("reschedule")
         if scope is None:
             raise RuntimeError(
                 "this timeout was not entered by the current task: reschedule() moves "
@@ -127,9 +147,11 @@ class Timeout:
         :exc:`TimeoutError` (for the last blocks the task left).
 
         :return: ``True`` if the deadline of the current (or last) block passed
+        :raises RuntimeError: if called inside a block from a thread that runs no event
+            loop (a worker thread started in the block)
 
         """
-        scope = self._scope()
+        scope = self._in_loop_thread("expired")
         if scope is not None:
             return scope.cancel_called
         for timeout_, expired in reversed(_finished.get()):

@@ -45,7 +45,7 @@ from anyio.abc import TaskGroup as AnyIOTaskGroup
 from anyio.abc import TaskStatus
 
 from ._background import BackgroundTasks, check_limits, current_owner
-from ._lowlevel import PerRun
+from ._lowlevel import PerRun, current_run_or_none
 from ._tasks import INTERRUPTS, Interrupted, find_interrupt
 from ._util import (
     callable_name,
@@ -151,13 +151,15 @@ def background_tasks_status(
     :param supervisor: the supervisor to describe (default: the current owner)
     :return: a JSON-ready :class:`BackgroundTasksStatus`
     :raises TypeError: if ``supervisor`` is not a :class:`~anyconc.BackgroundTasks`
-    :raises anyio.NoEventLoopError: if called outside an event-loop run
+    :raises anyio.NoEventLoopError: if called outside an event-loop run (after it
+        ended, or from a worker thread: there, use
+        ``anyio.from_thread.run_sync(background_tasks_status, supervisor)``)
 
     """
     if supervisor is None:
+        _require_run()
         supervisor = current_owner()
         if supervisor is None:
-            anyio.current_time()  # outside a run: raise, as with a supervisor
             return {
                 "supervisor": None,
                 "active_tasks": 0,
@@ -177,6 +179,7 @@ def background_tasks_status(
             BackgroundTasks,
             "a BackgroundTasks or None",
         )
+        _require_run()
 
     now = anyio.current_time()
     infos: list[TaskInfo] = []
@@ -195,6 +198,16 @@ def background_tasks_status(
         "finished_tasks": stats.finished,
         "failed_tasks": stats.failed,
     }
+
+
+def _require_run() -> None:
+    if current_run_or_none() is None:
+        raise anyio.NoEventLoopError(
+            "background_tasks_status() must be called inside the event-loop run that "
+            "hosts the supervisor (ages are measured on its clock), and no event loop "
+            "runs in this thread; from a worker thread, use "
+            "anyio.from_thread.run_sync(background_tasks_status, supervisor)"
+        )
 
 
 class _SupervisorHost:
@@ -415,14 +428,15 @@ class BackgroundTasksMiddleware:
         The supervisor of the lifespan running in the current event-loop run, or
         ``None`` (no lifespan yet, lifespan over, or no lifespan support in the server).
 
-        Outside any event-loop run, the latest run's supervisor while its lifespan is
-        open, else ``None``.
+        Outside any event-loop run (plain code, a worker thread), the supervisor of the
+        latest run to use this middleware, in any thread, while its lifespan is open,
+        else ``None``.
         """
         state: _RunState | None
         try:
             state = self._runs.get()
         except anyio.NoEventLoopError:
-            state = self._runs.peek()
+            state = self._runs.latest()
 
         return None if state is None else state.supervisor
 
