@@ -286,3 +286,82 @@ def test_interrupt_in_a_child_reaches_the_parent(
         "run returned",
     ]
     assert result.returncode == 0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ctrl_c_while_a_background_task_is_spawned_then_caught_ends_the_run(
+    backend: str,
+) -> None:
+    # A real Ctrl-C (SIGINT) that arrived inside trio's Nursery.start_soon, after the new
+    # task was added to the default supervisor's nursery and before it was scheduled,
+    # left a task that never ran: the main task caught the KeyboardInterrupt and
+    # returned, and the run then waited for that task forever (blocked in epoll). On
+    # asyncio, Ctrl-C cancels the main task and anyio.run() raises KeyboardInterrupt.
+    if sys.version_info < (3, 11) and backend != "trio":
+        pytest.skip("Ctrl-C raises CancelledError from anyio.run on asyncio before 3.11")
+    body = """
+    import linecache, signal
+
+    async def forever():
+        try:
+            await anyio.sleep_forever()
+        finally:
+            print("task finally")
+
+    def ctrl_c_inside_start_soon(frame, event, arg):
+        if event == "call" and frame.f_code.co_name == "spawn_impl":
+            return ctrl_c_before_reschedule
+        return None
+
+    def ctrl_c_before_reschedule(frame, event, arg):
+        line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+        if event == "line" and line.strip().startswith("self.reschedule(task"):
+            sys.settrace(None)
+            print("SIGINT")
+            signal.raise_signal(signal.SIGINT)
+        return ctrl_c_before_reschedule
+
+    async def main():
+        try:
+            await anyconc.create_background_task(anyio.sleep(0))  # supervisor is up
+            if backend == "trio":
+                sys.settrace(ctrl_c_inside_start_soon)
+            else:
+                print("SIGINT")
+                signal.raise_signal(signal.SIGINT)
+            anyconc.create_background_task(forever())
+            sys.settrace(None)
+            await anyio.sleep_forever()
+        except KeyboardInterrupt:
+            print("main caught KeyboardInterrupt")
+        finally:
+            print("main finally")
+
+    try:
+        run(main)
+        print("run returned")
+    except BaseException as exc:
+        print("run raised", type(exc).__name__)
+        raise
+    """
+    result = run_child(body, backend)
+    if backend == "trio":
+        assert result.stdout.splitlines() == [
+            "SIGINT",
+            "main caught KeyboardInterrupt",
+            "main finally",
+            "task finally",
+            "run returned",
+        ]
+        assert result.stderr == ""
+        assert result.returncode == 0
+    else:
+        assert result.stdout.splitlines() == [
+            "SIGINT",
+            "main finally",
+            "task finally",
+            "run raised KeyboardInterrupt",
+        ]
+        assert result.stderr.rstrip().splitlines()[-1] == "KeyboardInterrupt"
+        assert result.returncode == -signal.SIGINT

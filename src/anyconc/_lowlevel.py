@@ -68,6 +68,7 @@ __all__ = [
     "current_time",
     "get_ident",
     "interrupt_run",
+    "spawn_ki_protected",
     "spawn_run_task",
 ]
 
@@ -191,6 +192,51 @@ async def interrupt_run(interrupt: BaseException) -> bool:
             await trio.lowlevel.checkpoint()  # main runs, or cannot be aborted now
 
     return True
+
+
+def spawn_ki_protected(spawn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
+    """
+    Call ``spawn(*args, **kwargs)``, a call that starts a task (an AnyIO task group's
+    ``create_task`` / ``start_soon``), so that a Ctrl-C cannot interrupt it half-way.
+
+    On trio a Ctrl-C raises ``KeyboardInterrupt`` at whatever line of a task's code is
+    running (unless it is "KI-protected"), and trio's ``Nursery.start_soon`` is not
+    protected (trio 0.35): interrupted after it has added the new task to the nursery
+    and before it has scheduled it, it leaves a task that will never run, which the
+    nursery waits for forever. When that nursery is a run-level one (the default
+    background supervisor's), the main task may catch the ``KeyboardInterrupt`` and
+    return, and the run then never ends. Here, on trio, the call runs KI-protected:
+    a Ctrl-C that arrives meanwhile is delivered to the main task at its next
+    checkpoint instead (trio's own mechanism for protected code). Elsewhere this is a
+    plain call (asyncio turns Ctrl-C into a cancellation of the main task).
+
+    :param spawn: the function that starts the task
+    :param args: its positional arguments
+    :param kwargs: its keyword arguments
+    :return: what ``spawn`` returns
+
+    """
+    if _sniffio_thread.name != "trio":
+        return spawn(*args, **kwargs)
+    call = _ki_protected_call or _bind_ki_protected_call()
+    return cast(R, call(spawn, args, kwargs))
+
+
+def _call(func: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+    # trio marks this function (its code object) as KI-protected on first use.
+    return func(*args, **kwargs)
+
+
+# _call, KI-protected by trio, bound on first use (so `import anyconc` imports no trio).
+_ki_protected_call: Callable[..., Any] | None = None
+
+
+def _bind_ki_protected_call() -> Callable[..., Any]:
+    global _ki_protected_call
+    from trio.lowlevel import enable_ki_protection
+
+    _ki_protected_call = enable_ki_protection(_call)
+    return _ki_protected_call
 
 
 def _delivered(task: Any) -> bool:

@@ -15,7 +15,13 @@ import anyio
 from anyio import TaskCancelled, TaskNotFinished, get_cancelled_exc_class
 from anyio.lowlevel import checkpoint, checkpoint_if_cancelled
 
-from ._lowlevel import call_soon, current_run_or_none, interrupt_run, spawn_run_task
+from ._lowlevel import (
+    call_soon,
+    current_run_or_none,
+    interrupt_run,
+    spawn_ki_protected,
+    spawn_run_task,
+)
 from ._util import (
     callable_name,
     check_callable,
@@ -280,12 +286,16 @@ class Task(Generic[T]):
         runner = self._runner = self._run(propagate, checkpoint_first)
         context = self._context
         try:
+            # KI-protected on trio: a Ctrl-C landing inside trio's start_soon would leave
+            # a task that never runs and that its task group waits for forever.
             if context is None:
-                self._handle = group.create_task(runner, name=self._name)
+                self._handle = spawn_ki_protected(
+                    group.create_task, runner, name=self._name
+                )
             else:
                 self._context = None
-                self._handle = context.run(
-                    group.create_task, runner, name=self._name
+                self._handle = spawn_ki_protected(
+                    context.run, group.create_task, runner, name=self._name
                 )
         except BaseException:
             runner.close()
