@@ -27,9 +27,12 @@ from anyconc.asgi import background_tasks_status
 async def test_returns_at_once_and_outlives_the_caller() -> None:
     sent: list[str] = []
     handles: list[BackgroundTask[str]] = []
+    # (an event, not a short sleep: a 10 ms sleep could end before the handler's task
+    # group does on a loaded machine)
+    go = anyio.Event()
 
     async def send_email(to: str) -> str:
-        await anyio.sleep(0.01)
+        await go.wait()
         sent.append(to)
         return "sent"
 
@@ -37,12 +40,15 @@ async def test_returns_at_once_and_outlives_the_caller() -> None:
         handles.append(create_background_task(send_email("ada@example.com")))
         return {"status": "ok"}
 
-    # The handler's task group is gone before the email is sent.
-    async with anyio.create_task_group() as group:
-        group.start_soon(handler)
+    # The handler's task group is gone before the email is sent (a safety net: a task
+    # group that waited for the background task would wait for ``go`` forever).
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(handler)
 
     assert sent == []
     assert not handles[0].done()
+    go.set()
     assert await handles[0] == "sent"
     assert sent == ["ada@example.com"]
 

@@ -384,6 +384,7 @@ async def test_drain_at_exit_starts_the_waiting_tasks() -> None:
     assert all(h.done() and not h.cancelled() for h in handles)
 
 
+@pytest.mark.virtual_time  # a real 0.3 s deadline could pass before "quick" ends
 async def test_drain_deadline_cancels_running_and_waiting_alike(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

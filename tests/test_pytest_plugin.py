@@ -41,7 +41,9 @@ async def test_long_sleep(request):
     with anyio.fail_after(7200):
         await anyio.sleep(3600)
     assert anyio.current_time() - start == pytest.approx(3600, abs=1e-6)
-    assert time.monotonic() - real_start < 0.5
+    # (an hour did not pass in real time; a loose bound, far from the hour and under
+    # the per-test timeout, as a loaded machine may take a second or more)
+    assert time.monotonic() - real_start < 10
 """
 
 # The project turns the backend matrix on (any of anyconc_backends, --anyconc-backends,
@@ -90,9 +92,9 @@ def test_an_hour_passes_instantly_on_every_backend(pytester: pytest.Pytester) ->
     )
     real_start = time.monotonic()
     result = pytester.runpytest("-v", "-rs", "-W", "error", OPT_IN)
-    assert (
-        time.monotonic() - real_start < 5
-    )  # the inner test asserts < 0.5 s per backend
+    # The inner test bounds each backend's hour; this bounds the whole inner run
+    # (pytest's start included), loosely, under the per-test timeout.
+    assert time.monotonic() - real_start < 45
     result.assert_outcomes(passed=2, skipped=1)
     result.stdout.fnmatch_lines(
         [
@@ -812,7 +814,7 @@ def test_backend_spec_virtual_asyncio_runs_virtually() -> None:
     assert anyio.run(main, backend=name, backend_options=options) == pytest.approx(
         3600, abs=1e-6
     )
-    assert time.monotonic() - real_start < 1
+    assert time.monotonic() - real_start < 10  # two hours, not in real time (loose)
 
 
 def test_backend_spec_bad_arguments() -> None:

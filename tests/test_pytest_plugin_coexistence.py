@@ -77,7 +77,7 @@ async def test_virtual(request):
     real_start = time.monotonic()
     await anyio.sleep(3600)
     assert anyio.current_time() == pytest.approx(3600, abs=1e-6)
-    assert time.monotonic() - real_start < 1
+    assert time.monotonic() - real_start < 10  # not an hour (loose: a loaded machine)
 """
 
 ASYNCIO_TEST = """

@@ -645,7 +645,9 @@ async def test_capacity_limiter_as_thread_limiter() -> None:
     limiter = CapacityLimiter(2)
     lock = threading.Lock()
     running = peak = entered = 0
-    first_two_in = threading.Barrier(3, timeout=5)
+    # Safety nets only (nothing here waits for them to expire): 30 s, not 5 s, as a
+    # loaded machine may take seconds to start a thread.
+    first_two_in = threading.Barrier(3, timeout=30)
     release = threading.Event()
 
     def work() -> None:
@@ -657,18 +659,20 @@ async def test_capacity_limiter_as_thread_limiter() -> None:
             n = entered
         if n <= 2:
             first_two_in.wait()
-        release.wait(5)
+        assert release.wait(30)
         with lock:
             running -= 1
 
     async with anyio.create_task_group() as tg:
         for _ in range(4):
             tg.start_soon(lambda: anyio.to_thread.run_sync(work, limiter=limiter))
-        await anyio.to_thread.run_sync(first_two_in.wait)
-        await anyio.wait_all_tasks_blocked()
-        assert limiter.borrowed_tokens == 2
-        assert limiter.statistics().tasks_waiting == 2
-        release.set()
+        try:
+            await anyio.to_thread.run_sync(first_two_in.wait)
+            await anyio.wait_all_tasks_blocked()
+            assert limiter.borrowed_tokens == 2
+            assert limiter.statistics().tasks_waiting == 2
+        finally:
+            release.set()
     assert (peak, entered) == (2, 4)
     assert limiter.borrowed_tokens == 0
 
