@@ -367,3 +367,83 @@ def test_ctrl_c_while_a_background_task_is_spawned_then_caught_ends_the_run(
         ]
         assert result.stderr.rstrip().splitlines()[-1] == "KeyboardInterrupt"
         assert result.returncode == -signal.SIGINT
+
+
+# Where a Ctrl-C used to land between opening and closing the AnyIO task group of an
+# ``async with`` block: (the class, the anyconc method, how its line starts).
+BLOCK_GAPS = [
+    ("BackgroundTasks", "__aenter__", "_run_state().owners.append(self)"),
+    ("BackgroundTasks", "_close", "remaining = len(self._tasks)"),
+    ("BackgroundTasks", "_close", "self._cancel_remaining("),
+    ("TaskGroup", "__aenter__", "self._group = group"),
+    ("TaskGroup", "__aexit__", "if exc_val is not None and any("),
+]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize(("cls", "method", "line"), BLOCK_GAPS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ctrl_c_between_opening_and_closing_a_block_ends_the_run(
+    backend: str, cls: str, method: str, line: str
+) -> None:
+    # A real Ctrl-C (SIGINT) at an exact line of anyconc's own __aenter__ / __aexit__
+    # code, with the AnyIO task group already open and not closed yet. On trio the
+    # KeyboardInterrupt used to be raised right there: the group's nursery was never
+    # closed (or closed out of order) and trio crashed with TrioInternalError ("Nursery
+    # stack corrupted"). Now that code is KI-protected on trio: the KeyboardInterrupt
+    # comes at the main task's next checkpoint, and the run ends with it (rule 7).
+    if sys.version_info < (3, 11) and backend != "trio":
+        pytest.skip("Ctrl-C raises CancelledError from anyio.run on asyncio before 3.11")
+    body = f"""
+    import linecache, signal
+
+    def ctrl_c_at_the_line(frame, event, arg):
+        if event == "call" and frame.f_code.co_name == {method!r} and (
+            frame.f_code.co_filename.endswith(("_background.py", "_tasks.py"))
+        ):
+            return ctrl_c_here
+
+    def ctrl_c_here(frame, event, arg):
+        text = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+        if event == "line" and text.strip().startswith({line!r}):
+            sys.settrace(None)
+            print("SIGINT")
+            signal.raise_signal(signal.SIGINT)
+        return ctrl_c_here
+
+    async def main():
+        try:
+            sys.settrace(ctrl_c_at_the_line)
+            async with anyconc.{cls}():
+                await anyio.sleep(0)
+            sys.settrace(None)
+            await anyio.sleep_forever()
+        finally:
+            print("main finally")
+
+    try:
+        run(main)
+        print("run returned")
+    except BaseExceptionGroup as group:
+        _, rest = group.split(KeyboardInterrupt)
+        print("run raised", type(group).__name__, "of KeyboardInterrupt", rest is None)
+        raise
+    except BaseException as exc:
+        print("run raised", type(exc).__name__)
+        raise
+    """
+    result = run_child(body, backend)
+    assert "TrioInternalError" not in result.stderr
+    if backend == "trio" and (cls, method) == ("TaskGroup", "__aenter__"):
+        # The Ctrl-C comes in the body (its first checkpoint), and a TaskGroup on trio
+        # raises what its body raised in a group, as AnyIO's does (on asyncio the
+        # Ctrl-C cancels the main task instead).
+        raised = "run raised BaseExceptionGroup of KeyboardInterrupt True"
+        assert result.returncode == 1
+    else:
+        raised = "run raised KeyboardInterrupt"
+        assert result.stderr.rstrip().splitlines()[-1] == "KeyboardInterrupt"
+        assert result.returncode == -signal.SIGINT
+    assert result.stdout.splitlines() == ["SIGINT", "main finally", raised], (
+        result.stderr
+    )

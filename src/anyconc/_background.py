@@ -29,6 +29,8 @@ from ._lowlevel import (
     current_run_or_none,
     current_time,
     interrupt_run,
+    ki_protect_on_trio,
+    ki_protection_ready,
     spawn_run_task,
 )
 from ._stats import BackgroundTasksStatistics
@@ -734,6 +736,7 @@ class BackgroundTasks:
             task._start(group, propagate=False)
 
     async def __aenter__(self) -> Self:
+        ki_protection_ready()
         run = current_run()
         with _enter_lock:
             if self._entered:
@@ -923,6 +926,14 @@ async def _host_default_supervisor(supervisor: BackgroundTasks) -> None:
             raise  # asyncio: it leaves the event loop, which ends the run
 
         raise
+
+
+# On trio, a Ctrl-C must not raise KeyboardInterrupt in anyconc's code between
+# opening and closing a supervisor's task group (trio's nursery stack would be
+# corrupted): it comes at the main task's next checkpoint (see ki_protect_on_trio).
+ki_protect_on_trio(
+    BackgroundTasks.__aenter__, BackgroundTasks.__aexit__, _host_default_supervisor
+)
 
 
 def _abandon_pending(supervisor: BackgroundTasks) -> None:

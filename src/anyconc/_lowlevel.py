@@ -68,6 +68,8 @@ __all__ = [
     "current_time",
     "get_ident",
     "interrupt_run",
+    "ki_protect_on_trio",
+    "ki_protection_ready",
     "spawn_ki_protected",
     "spawn_run_task",
 ]
@@ -222,6 +224,64 @@ def spawn_ki_protected(spawn: Callable[..., R], /, *args: Any, **kwargs: Any) ->
     return cast(R, call(spawn, args, kwargs))
 
 
+# Functions whose code trio must run KI-protected, not marked yet (see ki_protect_on_trio).
+_ki_protect_pending: list[Callable[..., Any]] = []
+
+
+def ki_protect_on_trio(*functions: Callable[..., Any]) -> None:
+    """
+    Have trio run the code of ``functions`` (plain or ``async`` functions, as defined:
+    methods through their class) KI-protected, without importing trio here.
+
+    Meant for the ``__aenter__`` / ``__aexit__`` of anyconc's ``async with`` blocks
+    that open and close an AnyIO task group: on trio a Ctrl-C raises
+    ``KeyboardInterrupt`` at whatever line is running, and raised in anyconc's code
+    after the group's nursery was opened and before it is closed (or while it is being
+    closed), it leaves the nursery open or closes it out of order: trio then crashes
+    with ``TrioInternalError`` ("Nursery stack corrupted"). Protected, that code gets
+    the Ctrl-C at the main task's next checkpoint instead, a clean point. Protection
+    goes with the frames these functions call and await (trio looks up the frame
+    chain), and it only defers a Ctrl-C over synchronous stretches: a main task
+    blocked in a protected ``await`` (a drain, waiting for tasks) still gets the
+    ``KeyboardInterrupt`` at once, at that ``await``, as unprotected code would (trio
+    delivers a pending Ctrl-C to the blocked main task). A Ctrl-C that arrives while
+    another task runs protected code goes to the main task in the same way. What such
+    code calls synchronously (instrumentation observers, logging handlers) runs
+    protected too.
+
+    trio (0.31+) marks the code objects, which serve every backend; only trio looks
+    at the mark. They are marked now if trio is imported, else as soon as anyconc sees
+    a trio run (:func:`ki_protection_ready`, first thing in those ``__aenter__``: only
+    the very first bytecodes of the first such call in the process are not covered).
+
+    :param functions: the functions to protect
+
+    """
+    _ki_protect_pending.extend(functions)
+    if "trio" in sys.modules:
+        _mark_ki_protected()
+
+
+def ki_protection_ready() -> None:
+    """
+    In a trio run, make sure the functions given to :func:`ki_protect_on_trio` are
+    marked (cheap once done; a no-op on other backends).
+    """
+    if _ki_protect_pending and _sniffio_thread.name == "trio":
+        _mark_ki_protected()
+
+
+def _mark_ki_protected() -> None:
+    from trio.lowlevel import enable_ki_protection
+
+    while True:  # two runs in two threads may mark at once; marking twice is harmless
+        try:
+            function = _ki_protect_pending.pop()
+        except IndexError:
+            return
+        enable_ki_protection(cast(Any, function))
+
+
 def _call(func: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
     # trio marks this function (its code object) as KI-protected on first use.
     return func(*args, **kwargs)
@@ -333,6 +393,7 @@ def _bind_current_trio_token() -> Callable[[], object]:
     from trio.lowlevel import current_trio_token
 
     _current_trio_token = current_trio_token
+    ki_protection_ready()
     return current_trio_token
 
 

@@ -19,6 +19,8 @@ from ._lowlevel import (
     call_soon,
     current_run_or_none,
     interrupt_run,
+    ki_protect_on_trio,
+    ki_protection_ready,
     spawn_ki_protected,
     spawn_run_task,
 )
@@ -679,6 +681,7 @@ class TaskGroup:
                 "async with block has exited (or use a new TaskGroup)"
             )
 
+        ki_protection_ready()
         self._active = True
         self._tasks = {}
         self._failures = []
@@ -984,6 +987,12 @@ class TaskGroup:
             return await group.start(run_started, name=task_name)
         except Interrupted as exc:
             raise exc.interrupt from None
+
+
+# On trio, a Ctrl-C must not raise KeyboardInterrupt in anyconc's code between
+# opening and closing the group's AnyIO task group (trio's nursery stack would be
+# corrupted): it comes at the main task's next checkpoint (see ki_protect_on_trio).
+ki_protect_on_trio(TaskGroup.__aenter__, TaskGroup.__aexit__)
 
 
 class _HostState:
