@@ -290,15 +290,10 @@ class Task(Generic[T]):
         try:
             # KI-protected on trio: a Ctrl-C landing inside trio's start_soon would leave
             # a task that never runs and that its task group waits for forever.
-            if context is None:
-                self._handle = spawn_ki_protected(
-                    group.create_task, runner, name=self._name
-                )
-            else:
-                self._context = None
-                self._handle = spawn_ki_protected(
-                    context.run, group.create_task, runner, name=self._name
-                )
+            self._context = None
+            self._handle = spawn_ki_protected(
+                group.create_task, runner, self._name, context
+            )
         except BaseException:
             runner.close()
             self._runner = None
