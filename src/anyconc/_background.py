@@ -578,9 +578,10 @@ class BackgroundTasks:
 
         """
         check_coroutine(coro, "create_task", name=name)
-        if self._run is not None and self._run is not current_run_or_none():
+        run = self._run
+        if run is not None and run is not (current := current_run_or_none()):
             coro.close()
-            if current_run_or_none() is None:
+            if current is None:
                 raise RuntimeError(
                     f"BackgroundTasks.create_task() of the active supervisor "
                     f"{self.name!r} must be called from the thread of its event loop "

@@ -23,8 +23,8 @@ from . import _util
 from ._util import (
     DEBUG,
     callable_name,
-    check_callable,
     check_iterable,
+    check_sync_callable,
     close_unstarted,
     logger,
 )
@@ -283,14 +283,13 @@ def subscribe(
 
     """
     global _subscriptions
-    check_callable("subscribe()", "observer", observer)
-    if inspect.iscoroutinefunction(observer) or inspect.isasyncgenfunction(observer):
-        raise TypeError(
-            f"subscribe() argument 'observer' must be a synchronous function, got the "
-            f"async function {callable_name(observer)!r}; observers are called "
-            f"synchronously: use a plain 'def' that hands the event to a task (e.g. "
-            f"through a Queue)"
-        )
+    check_sync_callable(
+        "subscribe()",
+        "observer",
+        observer,
+        fix="observers are called synchronously: use a plain 'def' that hands the "
+        "event to a task (e.g. through a Queue)",
+    )
 
     if kinds is None:
         wanted = frozenset(EVENT_KINDS)

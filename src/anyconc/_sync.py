@@ -29,7 +29,6 @@ the run with ``anyio.from_thread.run_sync()``), on every backend alike.
 
 from __future__ import annotations
 
-import inspect
 import math
 import sys
 from collections.abc import Callable
@@ -47,7 +46,7 @@ from anyio import (
 )
 
 from ._lowlevel import PerRun, current_run_or_none
-from ._util import callable_name, check_bool, check_callable, check_int
+from ._util import check_bool, check_int, check_sync_callable
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -348,14 +347,13 @@ class Condition(anyio.Condition):
             never awaited)
 
         """
-        where = "Condition.wait_for()"
-        check_callable(where, "predicate", predicate, usage="condition.wait_for({})")
-        if inspect.iscoroutinefunction(predicate):
-            raise TypeError(
-                f"{where} argument 'predicate' must be a synchronous function, got the "
-                f"async function {callable_name(predicate)!r}; the predicate is called "
-                f"with the lock held: use a plain 'def'"
-            )
+        check_sync_callable(
+            "Condition.wait_for()",
+            "predicate",
+            predicate,
+            usage="condition.wait_for({})",
+            fix="the predicate is called with the lock held: use a plain 'def'",
+        )
         return await self._per_run.get().wait_for(predicate)
 
     def statistics(self) -> ConditionStatistics:

@@ -351,10 +351,17 @@ def not_awaitable_error(where: str, func: object, result: object) -> TypeError:
 
 
 def check_sync_callable(
-    where: str, argument: str, value: object, *, usage: str | None = None
+    where: str,
+    argument: str,
+    value: object,
+    *,
+    usage: str | None = None,
+    fix: str = "await it directly instead",
 ) -> None:
     """
-    Validate a synchronous function, to be called in a worker thread or process.
+    Validate a synchronous function: one to be called in a worker thread or process
+    (the default ``fix``), or called synchronously (a predicate, an observer: ``fix``
+    says what to write instead).
 
     :raises TypeError: if ``value`` is not callable (a coroutine object is closed), or
         is an async function or async generator function (nothing could await its
@@ -365,7 +372,7 @@ def check_sync_callable(
     if inspect.iscoroutinefunction(value) or inspect.isasyncgenfunction(value):
         raise TypeError(
             f"{where} {_arg(argument)} must be a synchronous function, got the "
-            f"async function {callable_name(value)!r}; await it directly instead"
+            f"async function {callable_name(value)!r}; {fix}"
         )
 
 
