@@ -43,6 +43,7 @@ from ._util import (
     check_optional_str,
     check_shutdown_timeout,
     logger,
+    outside_loop_thread,
 )
 
 if sys.version_info >= (3, 11):
@@ -582,12 +583,11 @@ class BackgroundTasks:
         if run is not None and run is not (current := current_run_or_none()):
             coro.close()
             if current is None:
-                raise RuntimeError(
+                raise outside_loop_thread(
                     f"BackgroundTasks.create_task() of the active supervisor "
-                    f"{self.name!r} must be called from the thread of its event loop "
-                    f"(no event loop runs in this thread; the coroutine was closed); "
-                    f"from a worker thread, use "
-                    f"anyio.from_thread.run_sync(supervisor.create_task, coro)"
+                    f"{self.name!r}",
+                    "supervisor.create_task, coro",
+                    closed=True,
                 )
             raise RuntimeError(
                 f"the background tasks supervisor {self.name!r} is active in another "

@@ -30,6 +30,7 @@ from ._util import (
     check_coroutine,
     check_optional_str,
     logger,
+    outside_loop_thread,
 )
 
 if sys.version_info >= (3, 11):
@@ -488,10 +489,8 @@ class Task(Generic[T]):
             return False
 
         if current_run_or_none() is None:
-            raise RuntimeError(
-                f"Task.cancel() of the unfinished task {self._name!r} must be called from "
-                f"the thread of its event loop (no event loop runs in this thread); "
-                f"from a worker thread, use anyio.from_thread.run_sync(task.cancel)"
+            raise outside_loop_thread(
+                f"Task.cancel() of the unfinished task {self._name!r}", "task.cancel"
             )
 
         self._state = _CANCELLING
@@ -757,10 +756,8 @@ class TaskGroup:
             return
 
         if current_run_or_none() is None:
-            raise RuntimeError(
-                "TaskGroup.cancel() of an active task group must be called from the "
-                "thread of its event loop (no event loop runs in this thread); from a "
-                "worker thread, use anyio.from_thread.run_sync(group.cancel)"
+            raise outside_loop_thread(
+                "TaskGroup.cancel() of an active task group", "group.cancel"
             )
 
         scope.cancel()
@@ -792,11 +789,10 @@ class TaskGroup:
         try:
             task._start(group)  # closes the coroutine if it fails
         except anyio.NoEventLoopError:
-            raise RuntimeError(
-                "TaskGroup.create_task() and start_soon() of an active task group must "
-                "be called from the thread of its event loop (no event loop runs in "
-                "this thread; the coroutine was closed); from a worker thread, use "
-                "anyio.from_thread.run_sync(group.create_task, coro)"
+            raise outside_loop_thread(
+                "TaskGroup.create_task() and start_soon() of an active task group",
+                "group.create_task, coro",
+                closed=True,
             ) from None
         self._tasks[task] = None
         return task

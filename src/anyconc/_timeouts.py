@@ -16,7 +16,7 @@ from anyio.lowlevel import checkpoint_if_cancelled
 
 from ._lowlevel import current_run_or_none
 from ._tasks import INTERRUPTS, Interrupted, find_interrupt
-from ._util import check_awaitable, check_number, logger
+from ._util import check_awaitable, check_number, logger, outside_loop_thread
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -91,11 +91,9 @@ class Timeout:
         # The current block's scope, refused in a thread that runs no event loop.
         scope = self._scope()
         if scope is not None and current_run_or_none() is None:
-            raise RuntimeError(
-                f"Timeout.{method}() inside a block must be called from the thread of "
-                f"its event loop (no event loop runs in this thread); from a worker "
-                f"thread, use anyio.from_thread.run_sync(t.{method}"
-                + (", when)" if method == "reschedule" else ")")
+            raise outside_loop_thread(
+                f"Timeout.{method}() inside a block",
+                f"t.{method}, when" if method == "reschedule" else f"t.{method}",
             )
         return scope
 

@@ -43,6 +43,7 @@ __all__ = [
     "close_unstarted",
     "logger",
     "not_awaitable_error",
+    "outside_loop_thread",
 ]
 
 # logging's level numbers (fixed by its documentation), without importing logging.
@@ -374,6 +375,27 @@ def check_sync_callable(
             f"{where} {_arg(argument)} must be a synchronous function, got the "
             f"async function {callable_name(value)!r}; {fix}"
         )
+
+
+def outside_loop_thread(
+    call: str, run_sync_args: str, *, closed: bool = False
+) -> RuntimeError:
+    """
+    The error of a call that must be made in its event loop's thread, made from a
+    thread that runs no event loop (a worker thread, plain code).
+
+    :param call: the call and what it was made on (``"TaskGroup.cancel() of an active
+        task group"``)
+    :param run_sync_args: the arguments of the ``anyio.from_thread.run_sync()`` call
+        to make instead (``"group.cancel"``)
+    :param closed: whether the coroutine given to the call was closed
+    """
+    closed_note = "; the coroutine was closed" if closed else ""
+    return RuntimeError(
+        f"{call} must be called from the thread of its event loop (no event loop runs "
+        f"in this thread{closed_note}); from a worker thread, use "
+        f"anyio.from_thread.run_sync({run_sync_args})"
+    )
 
 
 def check_sync_result(
