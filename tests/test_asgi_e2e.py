@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -248,18 +249,26 @@ def test_shutdown_drains_notifications_and_cancels_the_slow_task(
     server: Server,
 ) -> None:
     names = [f"n{i:02d}" for i in range(50)]
-    limits = httpx.Limits(max_connections=50, max_keepalive_connections=0)
-    with httpx.Client(base_url=server.base_url, timeout=10.0, limits=limits) as client:
+    with contextlib.ExitStack() as stack:
+        # One client per thread, made before the clock starts: httpcore's sync
+        # connection pool, shared by threads, can close a connection under a request
+        # waiting for its response (encode/httpcore#1110; CI saw it once here as
+        # "[Errno 9] Bad file descriptor").
+        clients = [
+            stack.enter_context(httpx.Client(base_url=server.base_url, timeout=10.0))
+            for _ in names
+        ]
 
-        def post(name: str) -> int:
+        def post(client: Any, name: str) -> int:  # an httpx.Client
             response = client.post(
                 "/notify", params={"name": name, "message": "m", "delay": "2"}
             )
             return int(response.status_code)
 
         with ThreadPoolExecutor(50) as pool:
-            assert list(pool.map(post, names)) == [202] * 50
+            assert list(pool.map(post, clients, names)) == [202] * 50
 
+    with httpx.Client(base_url=server.base_url, timeout=10.0) as client:
         # And one task that outlives any reasonable grace period.
         response = client.post(
             "/notify", params={"name": "slow-report", "message": "m", "delay": "600"}
