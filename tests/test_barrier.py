@@ -817,10 +817,18 @@ async def test_a_worker_thread_of_the_serving_run_is_pointed_back_into_the_run()
     with pytest.raises(RuntimeError) as info:
         await anyio.to_thread.run_sync(barrier.abort)
     assert str(info.value) == (
-        "this Barrier is in use by an event-loop run in another thread, and no event "
-        "loop runs in this thread (a worker thread, or plain code): call it in that "
-        "run's thread (from its worker threads: anyio.from_thread.run_sync())"
+        "Barrier.abort() of a Barrier in use by an event-loop run must be called from "
+        "the thread of its event loop (no event loop runs in this thread); from a "
+        "worker thread, use anyio.from_thread.run_sync(barrier.abort)"
     )
     assert await anyio.to_thread.run_sync(lambda: barrier.broken) is False
     await anyio.to_thread.run_sync(anyio.from_thread.run_sync, barrier.abort)
     assert barrier.broken
+
+    with pytest.raises(RuntimeError) as info:
+        await anyio.to_thread.run_sync(barrier.reset)
+    assert str(info.value).startswith(
+        "Barrier.reset() of a Barrier in use by an event-loop run must be called from"
+    )
+    assert str(info.value).endswith("anyio.from_thread.run_sync(barrier.reset)")
+    assert barrier.broken  # not reset

@@ -1054,11 +1054,36 @@ async def test_a_worker_thread_of_the_serving_run_is_pointed_back_into_the_run()
     with pytest.raises(RuntimeError) as info:
         await anyio.to_thread.run_sync(queue.put_nowait, 2)
     assert str(info.value) == (
-        "this Queue is in use by an event-loop run in another thread, and no event "
-        "loop runs in this thread (a worker thread, or plain code): call it in that "
-        "run's thread (from its worker threads: anyio.from_thread.run_sync())"
+        "Queue.put_nowait() of a Queue in use by an event-loop run must be called "
+        "from the thread of its event loop (no event loop runs in this thread); from a "
+        "worker thread, use anyio.from_thread.run_sync(queue.put_nowait, item)"
     )
     # Read-only calls answer there; the way the message gives works.
     assert await anyio.to_thread.run_sync(queue.qsize) == 1
     await anyio.to_thread.run_sync(anyio.from_thread.run_sync, queue.put_nowait, 2)
     assert [queue.get_nowait(), queue.get_nowait()] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("method", "args", "run_sync_args"),
+    [
+        ("get_nowait", (), "queue.get_nowait"),
+        ("task_done", (), "queue.task_done"),
+        ("shutdown", (), "queue.shutdown"),
+    ],
+)
+async def test_a_worker_thread_refusal_names_the_method(
+    method: str, args: tuple[object, ...], run_sync_args: str
+) -> None:
+    queue: Queue[int] = Queue()
+    await queue.put(1)
+    with pytest.raises(RuntimeError) as info:
+        await anyio.to_thread.run_sync(getattr(queue, method), *args)
+    assert str(info.value) == (
+        f"Queue.{method}() of a Queue in use by an event-loop run must be called from "
+        f"the thread of its event loop (no event loop runs in this thread); from a "
+        f"worker thread, use anyio.from_thread.run_sync({run_sync_args})"
+    )
+    # Nothing changed.
+    assert queue.qsize() == 1
+    assert not queue.is_shutdown()

@@ -351,14 +351,16 @@ def test_every_class_in_four_concurrent_runs() -> None:
 
 
 @pytest.mark.parametrize(
-    ("make", "use"),
+    ("make", "use", "call"),
     [
-        (lambda: Queue[int](), lambda queue: queue.put_nowait(1)),
-        (lambda: Barrier(2), lambda barrier: barrier.reset()),
+        (lambda: Queue[int](), lambda queue: queue.put_nowait(1), "put_nowait"),
+        (lambda: Barrier(2), lambda barrier: barrier.reset(), "reset"),
     ],
     ids=["Queue", "Barrier"],
 )
-def test_one_run_at_a_time(make: Callable[[], Any], use: Callable[[Any], None]) -> None:
+def test_one_run_at_a_time(
+    make: Callable[[], Any], use: Callable[[Any], None], call: str
+) -> None:
     shared = make()
     kind = type(shared).__name__
 
@@ -380,7 +382,8 @@ def test_one_run_at_a_time(make: Callable[[], Any], use: Callable[[Any], None]) 
     outcomes = run_in_threads(main, ("asyncio", "trio"))
     assert outcomes == [
         "served",
-        f"this {kind} is in use by an event-loop run in another thread; a {kind} "
+        f"{kind}.{call}(): this {kind} is in use by an event-loop run in another "
+        f"thread; a {kind} "
         f"serves one run at a time (one after another is fine): give each thread's "
         f"run its own {kind}",
     ]
@@ -854,4 +857,6 @@ def test_next_run_in_the_same_thread_is_served_and_guarded() -> None:
         a, b = pool.submit(thread_a), pool.submit(thread_b)
         assert a.result(timeout=40) == 2
         b.result(timeout=40)
-    assert outcome == ["this Queue is in use by an event-loop run in another thread"]
+    assert outcome == [
+        "Queue.put_nowait(): this Queue is in use by an event-loop run in another thread"
+    ]

@@ -212,7 +212,7 @@ class Barrier:
 
         """
         if self._serving.thread != get_ident():  # the inlined self._serving.check()
-            self._serving.claim()
+            self._serving.claim("wait")
         # The hot path, inline: a task that will wait takes its place at once, and
         # the wait is its checkpoint (see the class docstring for cancellation); the
         # task that will trip the barrier, and every other case, go to _arrive().
@@ -425,7 +425,7 @@ class Barrier:
             barrier.reset()
 
         """
-        self._serving.check()
+        self._serving.check("reset", "barrier.reset")
         self._unadmit()
         if self._count > 0:
             self._state = _RESETTING
@@ -451,7 +451,7 @@ class Barrier:
                 raise
 
         """
-        self._serving.check()
+        self._serving.check("abort", "barrier.abort")
         self._unadmit()
         self._state = _BROKEN
         self._release_filling()

@@ -44,6 +44,8 @@ from anyio.lowlevel import checkpoint as anyio_checkpoint
 from anyio.lowlevel import checkpoint_if_cancelled as anyio_checkpoint_if_cancelled
 from anyio.lowlevel import current_token
 
+from ._util import outside_loop_thread
+
 if TYPE_CHECKING:
     import asyncio
 
@@ -747,7 +749,7 @@ class OneRunAtATime:
     use, in any thread, claims the object for its own run. A run whose tasks are not
     cancelled at its end (an asyncio loop closed without ``asyncio.run``'s shutdown)
     is also told from a running one by asking its event loop. On a hot path, inline
-    :meth:`check` as ``if guard.thread != get_ident(): guard.claim()``.
+    :meth:`check` as ``if guard.thread != get_ident(): guard.claim(method, args)``.
 
     :param what: the object's kind, for the message (``"Queue"``)
 
@@ -763,7 +765,7 @@ class OneRunAtATime:
         self._end = _ENDED
         self.thread = 0
 
-    def check(self) -> None:
+    def check(self, method: str, run_sync_args: str = "") -> None:
         """
         Call on every operation: make the current run the one served, if it can be.
 
@@ -772,13 +774,17 @@ class OneRunAtATime:
         that points a worker thread of that run to ``anyio.from_thread.run_sync()``:
         the object is not thread-safe).
 
+        :param method: the method being called, for the message (``"put_nowait"``)
+        :param run_sync_args: for a synchronous call, the arguments of the
+            ``anyio.from_thread.run_sync()`` call a worker thread should make instead
+            (``"queue.put_nowait, item"``)
         :raises RuntimeError: if a run in another thread is being served
 
         """
         if self.thread != get_ident():
-            self.claim()
+            self.claim(method, run_sync_args)
 
-    def claim(self) -> None:
+    def claim(self, method: str, run_sync_args: str = "") -> None:
         """The slow path of :meth:`check`."""
         run = current_run_or_none()
         with _claim_lock:
@@ -789,18 +795,16 @@ class OneRunAtATime:
                 owner = self._owner()
                 if owner is not None and _run_is_active(owner):
                     if run is None:
-                        raise RuntimeError(
-                            f"this {self._what} is in use by an event-loop run in "
-                            f"another thread, and no event loop runs in this thread (a "
-                            f"worker thread, or plain code): call it in that run's "
-                            f"thread (from its worker threads: "
-                            f"anyio.from_thread.run_sync())"
+                        raise outside_loop_thread(
+                            f"{self._what}.{method}() of a {self._what} in use by an "
+                            f"event-loop run",
+                            run_sync_args,
                         )
                     raise RuntimeError(
-                        f"this {self._what} is in use by an event-loop run in another "
-                        f"thread; a {self._what} serves one run at a time (one after "
-                        f"another is fine): give each thread's run its own "
-                        f"{self._what}"
+                        f"{self._what}.{method}(): this {self._what} is in use by an "
+                        f"event-loop run in another thread; a {self._what} serves one "
+                        f"run at a time (one after another is fine): give each "
+                        f"thread's run its own {self._what}"
                     )
             if run is not None:
                 end = _run_end.get()

@@ -282,7 +282,7 @@ class Queue(Generic[T]):
         # whose scheduler runs a batch of ready tasks in either order).
         await checkpoint()
         while 0 < self._maxsize <= len(self._queue):
-            self._serving.check()
+            self._serving.check("put")
             if self._is_shutdown:
                 raise QueueShutDown
             putter = Event()
@@ -314,7 +314,7 @@ class Queue(Generic[T]):
 
         """
         if self._serving.thread != get_ident():  # the inlined self._serving.check()
-            self._serving.claim()
+            self._serving.claim("put_nowait", "queue.put_nowait, item")
         if self._is_shutdown:
             raise QueueShutDown
         if 0 < self._maxsize <= len(self._queue):
@@ -350,7 +350,7 @@ class Queue(Generic[T]):
         # without a further yield.
         await checkpoint()
         while not self._queue:
-            self._serving.check()
+            self._serving.check("get")
             if self._is_shutdown:
                 raise QueueShutDown
             getter = Event()
@@ -385,7 +385,7 @@ class Queue(Generic[T]):
 
         """
         if self._serving.thread != get_ident():  # the inlined self._serving.check()
-            self._serving.claim()
+            self._serving.claim("get_nowait", "queue.get_nowait")
         if not self._queue:
             if self._is_shutdown:
                 raise QueueShutDown
@@ -415,7 +415,7 @@ class Queue(Generic[T]):
         :raises ValueError: if called more times than items were put
 
         """
-        self._serving.check()
+        self._serving.check("task_done", "queue.task_done")
         if self._unfinished_tasks <= 0:
             raise ValueError("task_done() called too many times")
 
@@ -436,7 +436,7 @@ class Queue(Generic[T]):
             await queue.join()
 
         """
-        self._serving.check()
+        self._serving.check("join")
         await checkpoint_if_cancelled()
         if self._unfinished_tasks == 0:
             await cancel_shielded_checkpoint()
@@ -470,7 +470,7 @@ class Queue(Generic[T]):
 
         """
         check_bool("shutdown()", "immediate", immediate)
-        self._serving.check()
+        self._serving.check("shutdown", "queue.shutdown")
         self._is_shutdown = True
         if immediate:
             while self._queue:
