@@ -18,8 +18,11 @@ import pytest
 BACKENDS = ["asyncio", "uvloop", "trio"]
 
 PRELUDE = """
-import gc, sys
+import gc, signal, sys
 import anyio, anyconc
+# Python's own Ctrl-C handling, as in a terminal, also where the test runner was started
+# with SIGINT ignored (a background job, nohup), which Python would otherwise inherit.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
