@@ -18,8 +18,13 @@ import pytest
 BACKENDS = ["asyncio", "uvloop", "trio"]
 
 PRELUDE = """
-import gc, signal, sys
+import gc, logging, signal, sys
 import anyio, anyconc
+# -X dev turns on asyncio's debug mode, which also reports every step slower than 0.1 s:
+# on a loaded machine that is noise, not a finding of these tests (stderr must be empty).
+logging.getLogger("asyncio").addFilter(
+    lambda record: not str(record.msg).startswith("Executing ")
+)
 # Python's own Ctrl-C handling, as in a terminal, also where the test runner was started
 # with SIGINT ignored (a background job, nohup), which Python would otherwise inherit.
 signal.signal(signal.SIGINT, signal.default_int_handler)
