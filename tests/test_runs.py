@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import contextvars
 import gc
+import inspect
 import itertools
 import threading
 import tracemalloc
@@ -860,3 +861,125 @@ def test_next_run_in_the_same_thread_is_served_and_guarded() -> None:
     assert outcome == [
         "Queue.put_nowait(): this Queue is in use by an event-loop run in another thread"
     ]
+
+
+# --- task groups and task handles belong to one run -----------------------------------
+
+
+async def tracked() -> None:
+    await checkpoint()  # pragma: no cover - never started
+
+
+@pytest.mark.parametrize(
+    ("owner", "other"),
+    [("asyncio", "trio"), ("trio", "uvloop"), ("asyncio", "asyncio"), ("trio", "trio")],
+)
+def test_a_task_group_and_its_tasks_are_refused_to_a_run_in_another_thread(
+    owner: str, other: str
+) -> None:
+    # Without the check, another run's create_task() started the task in the wrong
+    # loop, cancel() half-cancelled the task (trio) or cancelled it from the wrong
+    # thread (asyncio), and `await task` crashed the owner's run when the task finished.
+    shared: dict[str, Any] = {}
+    handed_over = threading.Event()
+    other_done = threading.Event()
+    refused = tracked()
+
+    async def job() -> str:
+        await shared["release"].wait()
+        return "job"
+
+    async def owner_main(index: int, rendezvous: threading.Barrier) -> tuple[str, str]:
+        shared["release"] = anyio.Event()
+        async with anyconc.TaskGroup() as group:
+            task = group.create_task(job(), name="job")
+            shared["group"], shared["task"] = group, task
+            handed_over.set()
+            await anyio.to_thread.run_sync(other_done.wait, 20)
+            shared["release"].set()
+        return task.result(), str(task)
+
+    async def started(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+        task_status.started()  # pragma: no cover - refused before it runs
+
+    async def other_main(index: int, rendezvous: threading.Barrier) -> list[str]:
+        await anyio.to_thread.run_sync(handed_over.wait, 20)
+        group: anyconc.TaskGroup = shared["group"]
+        task: anyconc.Task[str] = shared["task"]
+        messages: list[str] = []
+        attempts: list[Callable[[], Awaitable[object]]] = [
+            lambda: as_coroutine(lambda: group.create_task(refused)),
+            lambda: as_coroutine(lambda: group.start_soon(tracked)),
+            lambda: group.start(started),
+            lambda: as_coroutine(group.cancel),
+            lambda: as_coroutine(task.cancel),
+            lambda: as_coroutine(lambda: task.add_done_callback(print)),
+            lambda: task.wait(),
+            lambda: task,
+        ]
+        try:
+            for attempt in attempts:
+                with pytest.raises(RuntimeError) as info:
+                    await attempt()
+                messages.append(str(info.value))
+        finally:
+            other_done.set()
+        return messages
+
+    async def as_coroutine(call: Callable[[], object]) -> object:
+        return call()
+
+    async def main(index: int, rendezvous: threading.Barrier) -> object:
+        return await (owner_main if index == 0 else other_main)(index, rendezvous)
+
+    (result, state), messages = run_in_threads(main, (owner, other))
+    # Nothing changed in the owner's run: the task ran to its end, uncancelled.
+    assert (result, state) == ("job", "<Task 'job' finished>")
+    # The coroutine given was closed, not left to warn "never awaited".
+    assert inspect.getcoroutinestate(refused) == inspect.CORO_CLOSED
+    tail = (
+        "in another event-loop run than the {}'s (a run in another thread{}): a {} is "
+        "used only in its own run; from another thread, go through an "
+        "anyio.from_thread.BlockingPortal of that run"
+    )
+    group_closed = tail.format("task group", "; the coroutine was closed", "task group")
+    group_tail = tail.format("task group", "", "task group")
+    task_tail = tail.format("task", "", "task")
+    assert messages == [
+        f"TaskGroup.create_task() and start_soon() of an active task group {group_closed}",
+        f"TaskGroup.create_task() and start_soon() of an active task group {group_closed}",
+        f"TaskGroup.start() of an active task group {group_tail}",
+        f"TaskGroup.cancel() of an active task group {group_tail}",
+        f"Task.cancel() of the unfinished task 'job' {task_tail}",
+        f"Task.add_done_callback() of the unfinished task 'job' {task_tail}",
+        f"await of the unfinished task 'job' (or its wait()) {task_tail}",
+        f"await of the unfinished task 'job' (or its wait()) {task_tail}",
+    ]
+
+
+def test_a_finished_task_is_read_and_awaited_from_a_run_in_another_thread() -> None:
+    # Read-only: a finished task's result is the same in every run.
+    shared: dict[str, Any] = {}
+
+    async def done() -> str:
+        return "done"
+
+    async def make() -> None:
+        async with anyconc.TaskGroup() as group:
+            shared["task"] = group.create_task(done())
+
+    async def read() -> list[object]:
+        task: anyconc.Task[str] = shared["task"]
+        called: list[str] = []
+        task.add_done_callback(lambda t: called.append(t.result()))
+        await checkpoint()
+        return [await task, task.result(), task.cancel(), called]
+
+    run_one(make, "trio")
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(run_one, read, "asyncio").result(timeout=20) == [
+            "done",
+            "done",
+            False,
+            ["done"],
+        ]

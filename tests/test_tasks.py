@@ -409,6 +409,39 @@ async def test_done_callback_added_from_a_worker_thread_is_called_there() -> Non
     assert threads == [False]
 
 
+async def test_done_callback_for_an_unfinished_task_from_a_worker_thread_is_refused() -> (
+    None
+):
+    # It could be added just after the task's callbacks ran: it would never be called.
+    called: list[str] = []
+    release = anyio.Event()
+
+    async def job() -> str:
+        await release.wait()
+        return "job"
+
+    async with TaskGroup() as group:
+        task = group.create_task(job(), name="job")
+        with pytest.raises(RuntimeError) as info:
+            await anyio.to_thread.run_sync(
+                task.add_done_callback, lambda t: called.append("refused")
+            )
+        assert str(info.value) == (
+            "Task.add_done_callback() of the unfinished task 'job' must be called from "
+            "the thread of its event loop (no event loop runs in this thread); from a "
+            "worker thread, use anyio.from_thread.run_sync(task.add_done_callback, fn)"
+        )
+        # The way the message gives works; the refused callback was not added.
+        await anyio.to_thread.run_sync(
+            anyio.from_thread.run_sync,
+            task.add_done_callback,
+            lambda t: called.append(t.result()),
+        )
+        release.set()
+    await checkpoint()
+    assert called == ["job"]
+
+
 async def test_done_callbacks_run_for_failed_and_cancelled_tasks() -> None:
     states: list[tuple[str, bool]] = []
 

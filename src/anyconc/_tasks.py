@@ -18,6 +18,7 @@ from anyio.lowlevel import checkpoint, checkpoint_if_cancelled
 from ._lowlevel import (
     call_soon,
     current_run_or_none,
+    get_ident,
     interrupt_run,
     ki_protect_on_trio,
     ki_protection_ready,
@@ -29,6 +30,7 @@ from ._util import (
     check_callable,
     check_coroutine,
     check_optional_str,
+    in_another_run,
     logger,
     outside_loop_thread,
 )
@@ -199,9 +201,13 @@ class Task(Generic[T]):
     its own handle (or calls its :meth:`wait`) gets a :exc:`RuntimeError` instead of
     waiting for itself forever, as with asyncio.
 
-    A task belongs to the event-loop run it was started in. Its coroutine runs in a
-    copy of the :mod:`contextvars` context of the code that created the task, taken at
-    creation, as with :func:`asyncio.create_task` (even when the task starts later).
+    A task belongs to the event-loop run it was started in. Until it has finished,
+    cancelling it, awaiting it or adding a done-callback to it in another thread than
+    its run's (a worker thread, or another run) raises :exc:`RuntimeError` and changes
+    nothing: the backends are not thread-safe. Once it has finished, its result reads
+    anywhere. Its coroutine runs in a copy of the :mod:`contextvars` context of the
+    code that created the task, taken at creation, as with :func:`asyncio.create_task`
+    (even when the task starts later).
 
     A ``KeyboardInterrupt`` or ``SystemExit`` raised by the task is an interrupt, not a
     failure: it is kept on the handle like an exception, and it also goes to the task's
@@ -240,6 +246,7 @@ class Task(Generic[T]):
         "_retrieved",
         "_runner",
         "_state",
+        "_thread",
         "_waiter",
     )
 
@@ -267,6 +274,8 @@ class Task(Generic[T]):
         self._context_var: tuple[contextvars.ContextVar[Any], object] | None = None
         # Called by _finish() before the done-callbacks: the owner's bookkeeping.
         self._on_finish = on_finish
+        # The thread of the run the task belongs to (a task is made in its run's thread).
+        self._thread = get_ident()
 
     # -- internal interface -------------------------------------------------------------
 
@@ -478,8 +487,8 @@ class Task(Generic[T]):
             does not carry it: trio's cannot)
         :return: ``False`` if the task had already finished, ``True`` otherwise
         :raises TypeError: if ``msg`` is not a string or ``None``
-        :raises RuntimeError: if the task is still running and no event loop runs in
-            this thread
+        :raises RuntimeError: if the task is still running and the call is made in
+            another thread than its run's (where no event loop runs, or another run)
 
         """
         check_optional_str("Task.cancel()", "msg", msg)
@@ -491,6 +500,10 @@ class Task(Generic[T]):
         if current_run_or_none() is None:
             raise outside_loop_thread(
                 f"Task.cancel() of the unfinished task {self._name!r}", "task.cancel"
+            )
+        if get_ident() != self._thread:
+            raise in_another_run(
+                f"Task.cancel() of the unfinished task {self._name!r}", "task"
             )
 
         self._state = _CANCELLING
@@ -560,7 +573,14 @@ class Task(Generic[T]):
         does. An exception raised by a callback is logged on the ``anyconc`` logger and
         goes no further.
 
+        To an unfinished task, a callback is added from its event loop's thread only, as
+        with :meth:`asyncio.Future.add_done_callback` (the task could finish in between:
+        the callback would be lost); from a worker thread, use
+        ``anyio.from_thread.run_sync(task.add_done_callback, fn)``.
+
         :raises TypeError: if ``fn`` is not callable
+        :raises RuntimeError: if the task has not finished and the call is made in
+            another thread than the task's run
 
         """
         check_callable("Task.add_done_callback()", "fn", fn)
@@ -570,7 +590,15 @@ class Task(Generic[T]):
                 self._run_callback(fn)
             else:
                 call_soon(lambda: self._run_callback(fn))
-        elif self._callbacks is None:
+            return
+
+        if get_ident() != self._thread:
+            call = f"Task.add_done_callback() of the unfinished task {self._name!r}"
+            if current_run_or_none() is None:
+                raise outside_loop_thread(call, "task.add_done_callback, fn")
+            raise in_another_run(call, "task")
+
+        if self._callbacks is None:
             self._callbacks = [fn]
         else:
             self._callbacks.append(fn)
@@ -595,12 +623,19 @@ class Task(Generic[T]):
         Wait until the task has finished, however it finished. Never raises the task's
         exception (only a cancellation of the waiting task itself).
 
-        :raises RuntimeError: if called by the task itself (it would wait forever)
+        :raises RuntimeError: if called by the task itself (it would wait forever),
+            or, before the task has finished, in another event-loop run than the
+            task's (a run in another thread)
 
         """
         if self.done():
             await checkpoint()
             return
+
+        if get_ident() != self._thread:
+            raise in_another_run(
+                f"await of the unfinished task {self._name!r} (or its wait())", "task"
+            )
 
         coro = self._coro
         if coro is not None and getattr(coro, "cr_running", False):
@@ -636,6 +671,10 @@ class TaskGroup:
     task's failure that the body re-raises (by ``await task``) is reported once.
     Cancelling the task that hosts the group cancels all its tasks.
 
+    A group belongs to the event-loop run that entered it: while it is active, starting
+    a task in it or cancelling it in another thread than its run's (a worker thread, or
+    another run) raises :exc:`RuntimeError` and changes nothing.
+
     A ``KeyboardInterrupt`` or ``SystemExit`` in a task cancels the others and the body
     like a failure, and comes out of the group in the :exc:`BaseExceptionGroup`, on
     asyncio too (where a bare task would let it escape the event loop), once every
@@ -664,6 +703,7 @@ class TaskGroup:
         self.name = name
         self._group: AnyIOTaskGroup | None = None
         self._active = False
+        self._thread = 0  # the thread of the run the group is active in
         self._tasks: dict[Task[Any], None] = {}
         # The exceptions of the tasks that failed, to recognise one re-raised by the body.
         self._failures: list[BaseException] = []
@@ -677,6 +717,7 @@ class TaskGroup:
 
         ki_protection_ready()
         self._active = True
+        self._thread = get_ident()
         self._tasks = {}
         self._failures = []
         group = anyio.create_task_group()
@@ -748,7 +789,8 @@ class TaskGroup:
         ``anyio.from_thread.run_sync(group.cancel)``).
 
         :raises RuntimeError: if the group has not been entered, or if it is active
-            and no event loop runs in this thread
+            and the call is made in another thread than its run's (where no event
+            loop runs, or another run)
 
         """
         scope = self.cancel_scope
@@ -759,6 +801,10 @@ class TaskGroup:
             raise outside_loop_thread(
                 "TaskGroup.cancel() of an active task group", "group.cancel"
             )
+        if get_ident() != self._thread:
+            raise in_another_run(
+                "TaskGroup.cancel() of an active task group", "task group"
+            )
 
         scope.cancel()
 
@@ -768,7 +814,15 @@ class TaskGroup:
             assert task._exception is not None
             self._failures.append(task._exception)
 
-    def _check_active(self) -> AnyIOTaskGroup:
+    def _check_active(self, call: str, *, closes: bool = False) -> AnyIOTaskGroup:
+        """
+        Return the AnyIO task group to start a task in.
+
+        :param call: the call starting it, for the messages
+        :param closes: whether the caller closes its coroutine if this raises
+        :raises RuntimeError: if the group is not active, or is active in a run in
+            another thread
+        """
         group = self._group
         if not self._active or group is None:
             raise RuntimeError(
@@ -776,11 +830,18 @@ class TaskGroup:
                 "no new tasks can be started"
             )
 
+        if get_ident() != self._thread and current_run_or_none() is not None:
+            raise in_another_run(
+                f"{call} of an active task group", "task group", closed=closes
+            )
+
         return group
 
     def _spawn(self, coro: Coroutine[Any, Any, T], name: str | None) -> Task[T]:
         try:
-            group = self._check_active()
+            group = self._check_active(
+                "TaskGroup.create_task() and start_soon()", closes=True
+            )
         except RuntimeError:
             coro.close()
             raise
@@ -958,7 +1019,7 @@ class TaskGroup:
         """
         check_callable("start()", "func", func, usage="start({}, ...)")
         check_optional_str("start()", "name", name)
-        group = self._check_active()
+        group = self._check_active("TaskGroup.start()")
 
         task_name = name if name is not None else callable_name(func)
 

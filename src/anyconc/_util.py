@@ -41,6 +41,7 @@ __all__ = [
     "check_sync_callable",
     "check_sync_result",
     "close_unstarted",
+    "in_another_run",
     "logger",
     "not_awaitable_error",
     "outside_loop_thread",
@@ -395,6 +396,24 @@ def outside_loop_thread(
         f"{call} must be called from the thread of its event loop (no event loop runs "
         f"in this thread{closed_note}); from a worker thread, use "
         f"anyio.from_thread.run_sync({run_sync_args})"
+    )
+
+
+def in_another_run(call: str, owner: str, *, closed: bool = False) -> RuntimeError:
+    """
+    The error of a call made in an event-loop run other than the one the object it was
+    made on belongs to (a run in another thread: the backends are not thread-safe).
+
+    :param call: the call and what it was made on (``"TaskGroup.cancel() of an active
+        task group"``)
+    :param owner: the kind of object that belongs to one run (``"task group"``)
+    :param closed: whether the coroutine given to the call was closed
+    """
+    closed_note = "; the coroutine was closed" if closed else ""
+    return RuntimeError(
+        f"{call} in another event-loop run than the {owner}'s (a run in another "
+        f"thread{closed_note}): a {owner} is used only in its own run; from another "
+        f"thread, go through an anyio.from_thread.BlockingPortal of that run"
     )
 
 
