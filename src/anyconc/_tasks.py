@@ -190,6 +190,22 @@ def find_interrupt(exc: BaseException) -> BaseException | None:
     return None
 
 
+def _wrong_thread(call: str, owner: str, run_sync_args: str) -> RuntimeError:
+    """
+    The error of a call that only the thread of the owner's run may make, made in
+    another thread: one that runs no event loop (a worker thread, plain code), or one
+    that runs another event-loop run.
+
+    :param call: the call and what it was made on, for the message
+    :param owner: the kind of object that belongs to one run (``"task"``)
+    :param run_sync_args: the arguments of the ``anyio.from_thread.run_sync()`` call a
+        worker thread should make instead (``"task.cancel"``)
+    """
+    if current_run_or_none() is None:
+        return outside_loop_thread(call, run_sync_args)
+    return in_another_run(call, owner)
+
+
 class Task(Generic[T]):
     """
     A handle on a task started by :meth:`TaskGroup.create_task` or
@@ -497,13 +513,11 @@ class Task(Generic[T]):
         if state is not _PENDING and state is not _CANCELLING:
             return False
 
-        if current_run_or_none() is None:
-            raise outside_loop_thread(
-                f"Task.cancel() of the unfinished task {self._name!r}", "task.cancel"
-            )
-        if get_ident() != self._thread:
-            raise in_another_run(
-                f"Task.cancel() of the unfinished task {self._name!r}", "task"
+        if get_ident() != self._thread or current_run_or_none() is None:
+            raise _wrong_thread(
+                f"Task.cancel() of the unfinished task {self._name!r}",
+                "task",
+                "task.cancel",
             )
 
         self._state = _CANCELLING
@@ -593,10 +607,11 @@ class Task(Generic[T]):
             return
 
         if get_ident() != self._thread:
-            call = f"Task.add_done_callback() of the unfinished task {self._name!r}"
-            if current_run_or_none() is None:
-                raise outside_loop_thread(call, "task.add_done_callback, fn")
-            raise in_another_run(call, "task")
+            raise _wrong_thread(
+                f"Task.add_done_callback() of the unfinished task {self._name!r}",
+                "task",
+                "task.add_done_callback, fn",
+            )
 
         if self._callbacks is None:
             self._callbacks = [fn]
@@ -797,13 +812,9 @@ class TaskGroup:
         if not self._active:
             return
 
-        if current_run_or_none() is None:
-            raise outside_loop_thread(
-                "TaskGroup.cancel() of an active task group", "group.cancel"
-            )
-        if get_ident() != self._thread:
-            raise in_another_run(
-                "TaskGroup.cancel() of an active task group", "task group"
+        if get_ident() != self._thread or current_run_or_none() is None:
+            raise _wrong_thread(
+                "TaskGroup.cancel() of an active task group", "task group", "group.cancel"
             )
 
         scope.cancel()
