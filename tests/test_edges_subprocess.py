@@ -311,7 +311,7 @@ def test_ctrl_c_while_a_background_task_is_spawned_then_caught_ends_the_run(
     if sys.version_info < (3, 11) and backend != "trio":
         pytest.skip("Ctrl-C raises CancelledError from anyio.run on asyncio before 3.11")
     body = """
-    import linecache, signal
+    import linecache
 
     async def forever():
         try:
@@ -403,7 +403,7 @@ def test_ctrl_c_between_opening_and_closing_a_block_ends_the_run(
     if sys.version_info < (3, 11) and backend != "trio":
         pytest.skip("Ctrl-C raises CancelledError from anyio.run on asyncio before 3.11")
     body = f"""
-    import linecache, signal
+    import linecache
 
     def ctrl_c_at_the_line(frame, event, arg):
         if event == "call" and frame.f_code.co_name == {method!r} and (

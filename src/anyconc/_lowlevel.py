@@ -647,7 +647,6 @@ class PerRun(Generic[T]):
         cell = last[1]()
         return None if cell is None else cell.value  # type: ignore[return-value]
 
-
     def latest(self) -> T | None:
         """
         Return the value of the latest lookup made in any thread, if it is still alive,
